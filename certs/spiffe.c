@@ -132,16 +132,33 @@ int crt_spiffe_in_trust_domain(const crt_spiffe_id_t *id, const char *td, size_t
     return id->trust_domain_len == td_len && memcmp(id->trust_domain, td, td_len) == 0;
 }
 
+/* Kubernetes namespace and service-account names: lowercase DNS names, so never a '/'. */
+static int check_kubernetes_name(const char *name)
+{
+    if (*name == '\0')
+        return CRT_SPIFFE_E_EMPTY_SEGMENT;
+    for (const char *c = name; *c != '\0'; ++c)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '.'))
+            return CRT_SPIFFE_E_PATH_CHAR;
+    return CRT_SPIFFE_OK;
+}
+
 int crt_spiffe_from_service_account(const char *td, const char *ns, const char *sa, char *buf, size_t cap)
 {
     crt_spiffe_id_t id;
+    int err;
+
+    if (cap)
+        buf[0] = '\0';
+    if ((err = check_kubernetes_name(ns)) != CRT_SPIFFE_OK || (err = check_kubernetes_name(sa)) != CRT_SPIFFE_OK)
+        return err;
     int n = snprintf(buf, cap, CRT_SPIFFE_SCHEME "%s/ns/%s/sa/%s", td, ns, sa);
     if (n < 0 || (size_t)n >= cap) {
         if (cap)
             buf[0] = '\0';
         return CRT_SPIFFE_E_TOO_LONG;
     }
-    int err = crt_spiffe_parse_workload(buf, (size_t)n, &id);
+    err = crt_spiffe_parse_workload(buf, (size_t)n, &id);
     if (err != CRT_SPIFFE_OK)
         buf[0] = '\0';
     return err;

@@ -65,8 +65,9 @@ int crt_spiffe_in_trust_domain(const crt_spiffe_id_t *id, const char *td, size_t
 
 /*
  * Writes "spiffe://TD/ns/NS/sa/SA" into buf (cap bytes, NUL-terminated) for a
- * Kubernetes service account and validates the result. Returns 0, or a
- * negative crt_spiffe_error_t (also when it does not fit).
+ * Kubernetes service account and validates the result. NS and SA must be
+ * Kubernetes names ([a-z0-9.-], non-empty). Returns 0, or a negative
+ * crt_spiffe_error_t (also when it does not fit); buf is "" on failure.
  */
 int crt_spiffe_from_service_account(const char *td, const char *ns, const char *sa, char *buf, size_t cap)
     __attribute__((warn_unused_result));

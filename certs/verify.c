@@ -132,6 +132,16 @@ static int is_self_signed(X509 *cert)
     return (X509_get_extension_flags(cert) & EXFLAG_SS) != 0;
 }
 
+/* Certificates the peer sent besides its leaf (TLS stacks pass the leaf in the untrusted list too). */
+static int count_intermediates(X509 *leaf, STACK_OF(X509) * untrusted)
+{
+    int n = 0;
+    for (int i = 0; untrusted != NULL && i < sk_X509_num(untrusted); ++i)
+        if (X509_cmp(sk_X509_value(untrusted, i), leaf) != 0)
+            ++n;
+    return n;
+}
+
 /* Maps OpenSSL's verification error at depth to a Seam category. */
 static int categorise(int x509_err, int depth, X509 *leaf, STACK_OF(X509) * untrusted)
 {
@@ -150,7 +160,7 @@ static int categorise(int x509_err, int depth, X509 *leaf, STACK_OF(X509) * untr
          * most likely lost its intermediate; a chain that brought
          * intermediates but still ends outside the bundle comes from another CA.
          */
-        if (depth == 0 && (untrusted == NULL || sk_X509_num(untrusted) == 0) && !is_self_signed(leaf))
+        if (depth == 0 && count_intermediates(leaf, untrusted) == 0 && !is_self_signed(leaf))
             return CRT_E_MISSING_INTERMEDIATE;
         return CRT_E_UNTRUSTED_ROOT;
     case X509_V_ERR_CERT_SIGNATURE_FAILURE:

@@ -95,6 +95,11 @@ check_contains() {
     esac
 }
 
+# check_match NAME REGEX HAYSTACK: passes when HAYSTACK matches the extended regex.
+check_match() {
+    if [[ $3 =~ $2 ]]; then pass "$1"; else fail "$1" "/$2/ does not match [$3]"; fi
+}
+
 # finish: prints the summary line and exits non-zero if anything failed.
 finish() {
     echo "$PASSED passed, $FAILED failed"
