@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# seam-ca across restarts: serials never repeat, the journal keeps everything, join tokens stay spent.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ca_common.sh"
+
+make_ca_dir "$WORK/ca"
+CA_BUNDLE=$WORK/ca/bundle.pem
+TOKENS=$WORK/join-tokens
+JOURNAL=$WORK/journal
+make_key "$WORK/web.key"
+make_csr "$WORK/web.csr" "$WORK/web.key" "URI:$WEB_ID"
+make_body "$WORK/web.json" "$WORK/web.csr"
+
+issue_some() {
+    local round=$1 i tok
+    for i in 1 2 3; do
+        tok=$("$SEAM_CA" token create --join-tokens "$TOKENS" --spiffe-id "$WEB_ID")
+        sign "$WORK/web.json" -H "Authorization: Bearer $tok"
+        check "round $round issue $i" 200 "$STATUS"
+        json_field "$WORK/reply.json" serial >>"$WORK/serials"
+        LAST_TOKEN=$tok
+    done
+}
+
+start_ca ca1 --ca-dir "$WORK/ca" --trust-domain $TD --journal "$JOURNAL" --join-tokens "$TOKENS"
+issue_some 1
+spent=$LAST_TOKEN
+stop_pid "$CA_PID"
+
+# A crash mid-write leaves a torn last line; it must be reported and kept, not truncated.
+printf '{"ts":"2026-11-27T19:24:18Z","serial":"0123' >>"$JOURNAL"
+start_ca ca2 --ca-dir "$WORK/ca" --trust-domain $TD --journal "$JOURNAL" --join-tokens "$TOKENS"
+check_contains "corrupt tail reported with its line" "line 5: corrupt" "$(cat "$WORK/ca2.log")"
+expect_refusal "join token spent before the restart" 401 join-token-used "$WORK/web.json" -H "Authorization: Bearer $spent"
+issue_some 2
+stop_pid "$CA_PID"
+
+check "six certificates issued" 6 "$(sort -u "$WORK/serials" | grep -c .)"
+check "journal holds all issuances (6 + 2 serving)" 8 "$(grep -c '"credential"' "$JOURNAL")"
+for s in $(cat "$WORK/serials"); do
+    grep -q "\"serial\":\"$s\"" "$JOURNAL" || fail "serial $s is in the journal"
+done
+pass "every issued serial is in the journal"
+check "no serial repeats in the journal" "" \
+    "$(grep -o '"serial":"[0-9a-f]*"' "$JOURNAL" | sort | uniq -d)"
+check "torn line kept in place, on its own line" 1 "$(grep -c '"serial":"0123$' "$JOURNAL")"
+
+# A third start reads a journal whose history now includes the torn line and everything after it.
+start_ca ca3 --ca-dir "$WORK/ca" --trust-domain $TD --journal "$JOURNAL" --join-tokens "$TOKENS"
+# 8 read back, plus the serving certificate this start issued itself.
+check_contains "restart counts the records" "journal $JOURNAL: 9 records" "$(cat "$WORK/ca3.log")"
+stop_pid "$CA_PID"
+# The CA's own certificate is short-lived too: renewed at half-life, in memory, journaled.
+serving_serial() {
+    openssl s_client -connect "127.0.0.1:$CA_PORT" -servername localhost </dev/null 2>/dev/null |
+        openssl x509 -noout -serial 2>/dev/null
+}
+start_ca ca4 --ca-dir "$WORK/ca" --trust-domain $TD --journal "$WORK/journal4" --serving-ttl 4s
+first=$(serving_serial)
+renewed=""
+for ((i = 0; i < 80; i++)); do
+    now=$(serving_serial)
+    if [ -n "$now" ] && [ "$now" != "$first" ]; then renewed=$now; break; fi
+    sleep 0.1
+done
+if [ -n "$first" ] && [ -n "$renewed" ]; then pass "serving certificate renewed"; else fail "serving certificate renewed" "$first / $renewed"; fi
+check_contains "renewal logged" "serving certificate renewed" "$(cat "$WORK/ca4.log")"
+check "serving certificates journaled" 1 "$([ "$(grep -c '"credential":"serving"' "$WORK/journal4")" -ge 2 ] && echo 1)"
+check "healthz after renewal" '{"status":"ok"}' "$(ca_curl "$CA_URL/healthz")"
+stop_pid "$CA_PID"
+if grep -q "PRIVATE KEY" "$WORK"/journal*; then fail "no key written"; else pass "no key written"; fi
+
+if grep -q "Sanitizer" "$WORK"/ca*.log; then fail "no sanitizer report"; else pass "no sanitizer report"; fi
+finish
