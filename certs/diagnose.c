@@ -17,6 +17,7 @@
 
 #include "certs/error.h"
 #include "certs/pem.h"
+#include "common/wait.h"
 
 #define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 #define PLAIN_HTTP_PROBE_MS 2000
@@ -81,28 +82,6 @@ struct diag_state {
     STACK_OF(X509) * peer_chain;
 };
 
-static long long monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits for events on fd until deadline; returns 1 ready, 0 timeout, -1 error. */
-static int wait_fd(int fd, short events, long long deadline)
-{
-    for (;;) {
-        long long left = deadline - monotonic_ms();
-        if (left <= 0)
-            return 0;
-        struct pollfd pfd = {.fd = fd, .events = events};
-        int r = poll(&pfd, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        return r < 0 ? -1 : r > 0;
-    }
-}
-
 /* Connects to the first address that accepts; returns fd or -1 with res filled. */
 static int connect_with_deadline(const crt_diag_opts_t *opts, long long deadline, crt_diag_result_t *res)
 {
@@ -120,7 +99,7 @@ static int connect_with_deadline(const crt_diag_opts_t *opts, long long deadline
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
             break;
         if (errno == EINPROGRESS) {
-            int r = wait_fd(fd, POLLOUT, deadline);
+            int r = cmn_wait_fd(fd, POLLOUT, deadline);
             socklen_t len = sizeof(err);
             if (r > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
                 break;
@@ -211,7 +190,7 @@ static int looks_like_http(const unsigned char *bytes, size_t len)
 static int probe_plain_http(const crt_diag_opts_t *opts)
 {
     crt_diag_result_t scratch;
-    long long deadline = monotonic_ms() + PLAIN_HTTP_PROBE_MS;
+    long long deadline = cmn_monotonic_ms() + PLAIN_HTTP_PROBE_MS;
     int fd = connect_with_deadline(opts, deadline, &scratch), is_http = 0;
     char request[512], reply[8];
     size_t got = 0;
@@ -220,7 +199,7 @@ static int probe_plain_http(const crt_diag_opts_t *opts)
         return 0;
     int n = snprintf(request, sizeof(request), "HEAD / HTTP/1.0\r\nHost: %s\r\n\r\n", opts->host);
     if (n > 0 && send(fd, request, (size_t)n, MSG_NOSIGNAL) == n) {
-        while (got < 5 && wait_fd(fd, POLLIN, deadline) > 0) {
+        while (got < 5 && cmn_wait_fd(fd, POLLIN, deadline) > 0) {
             ssize_t r = recv(fd, reply + got, sizeof(reply) - got, 0);
             if (r <= 0)
                 break;
@@ -341,7 +320,7 @@ Fail:
 /* After a TLS 1.3 handshake the server judges our certificate: wait briefly for its verdict. */
 static int read_post_handshake_alert(SSL *ssl, int fd, long long deadline, unsigned long *code)
 {
-    long long wait_until = monotonic_ms() + CRT_DIAG_ALERT_WAIT_MS;
+    long long wait_until = cmn_monotonic_ms() + CRT_DIAG_ALERT_WAIT_MS;
     char buf[256];
 
     if (wait_until > deadline)
@@ -353,7 +332,7 @@ static int read_post_handshake_alert(SSL *ssl, int fd, long long deadline, unsig
             return 0; /* the server talks to us: accepted */
         int e = SSL_get_error(ssl, r);
         if (e == SSL_ERROR_WANT_READ) {
-            if (wait_fd(fd, POLLIN, wait_until) <= 0)
+            if (cmn_wait_fd(fd, POLLIN, wait_until) <= 0)
                 return 0;
             continue;
         }
@@ -413,7 +392,7 @@ static int check_host_name(SSL *ssl, const char *host, crt_diag_result_t *res)
 int crt_diagnose(const crt_diag_opts_t *opts, crt_diag_result_t *res)
 {
     struct diag_state st = {.opts = opts, .bundle = opts->bundle};
-    long long deadline = monotonic_ms() + (opts->timeout_ms > 0 ? opts->timeout_ms : CRT_DIAG_TIMEOUT_MS_DEFAULT);
+    long long deadline = cmn_monotonic_ms() + (opts->timeout_ms > 0 ? opts->timeout_ms : CRT_DIAG_TIMEOUT_MS_DEFAULT);
     SSL_CTX *ctx = NULL;
     SSL *ssl = NULL;
     unsigned long code = 0;
@@ -457,7 +436,7 @@ int crt_diagnose(const crt_diag_opts_t *opts, crt_diag_result_t *res)
             break;
         int e = SSL_get_error(ssl, r);
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            if (wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) > 0)
+            if (cmn_wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) > 0)
                 continue;
             /* No TLS answer in time: a plain-HTTP server may still be waiting for a request line. */
             fill_peer_facts(ssl, &st, res);
