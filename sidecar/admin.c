@@ -1,0 +1,239 @@
+/* The admin endpoint: readiness, liveness, metrics, certificates, config and policy, on loopback. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "certs/info.h"
+#include "common/version.h"
+#include "sidecar/sidecar.h"
+
+typedef struct st_sc_admin_handler_t {
+    h2o_handler_t super;
+    sc_sidecar_t *sc;
+} sc_admin_handler_t;
+
+static void send_body(h2o_req_t *req, int status, const char *reason, const char *content_type, const char *body,
+                      size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, body, len);
+}
+
+static void send_text(h2o_req_t *req, int status, const char *reason, const char *text)
+{
+    send_body(req, status, reason, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+/* Sends obj as JSON and drops the reference. */
+static void send_json(h2o_req_t *req, json_t *obj)
+{
+    char *text = obj != NULL ? json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(obj);
+    if (text == NULL) {
+        send_text(req, 500, "Internal Server Error", "out of memory\n");
+        return;
+    }
+    size_t len = strlen(text);
+    char *body = h2o_mem_alloc_pool(&req->pool, len + 1);
+    memcpy(body, text, len);
+    body[len] = '\n';
+    free(text);
+    send_body(req, 200, "OK", "application/json", body, len + 1);
+}
+
+static json_t *time_json(time_t t)
+{
+    char buf[32];
+    crt_format_time(t, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+/* Splits PEM text into an array of one PEM string per certificate. */
+static json_t *pem_array(const char *pem)
+{
+    static const char end_marker[] = "-----END CERTIFICATE-----";
+    json_t *arr = json_array();
+    const char *p = pem;
+    while (p != NULL && *p != '\0') {
+        const char *end = strstr(p, end_marker);
+        if (end == NULL)
+            break;
+        end += sizeof(end_marker) - 1;
+        if (*end == '\n')
+            ++end;
+        json_array_append_new(arr, json_stringn(p, (size_t)(end - p)));
+        p = end;
+    }
+    return arr;
+}
+
+static void handle_certs(sc_sidecar_t *sc, h2o_req_t *req)
+{
+    const sc_tls_t *tls = sc->tls;
+    time_t now = time(NULL);
+    json_t *obj = json_object();
+    json_object_set_new(obj, "mode", json_string("static"));
+    json_object_set_new(obj, "spiffe_id", json_string(tls->spiffe_id));
+    json_object_set_new(obj, "serial", json_string(tls->leaf.serial));
+    json_object_set_new(obj, "not_before", time_json(tls->leaf.not_before));
+    json_object_set_new(obj, "not_after", time_json(tls->leaf.not_after));
+    json_object_set_new(obj, "expires_in_seconds", json_integer((json_int_t)(tls->leaf.not_after - now)));
+    json_object_set_new(obj, "chain", pem_array(tls->chain_pem));
+    json_object_set_new(obj, "bundle", pem_array(tls->bundle_pem));
+    json_object_set_new(obj, "loaded_at", time_json(tls->loaded_at));
+    json_object_set_new(obj, "last_rotation", sc->last_rotation != 0 ? time_json(sc->last_rotation) : json_null());
+    json_object_set_new(obj, "next_rotation", json_null()); /* static files change when their writer says */
+    json_object_set_new(obj, "rotation_failures", json_integer((json_int_t)sc->proc.rotations_failed));
+    send_json(req, obj);
+}
+
+static void handle_policy(sc_sidecar_t *sc, h2o_req_t *req)
+{
+    json_t *obj = json_object();
+    json_object_set_new(obj, "source", json_string(sc_policy_source(sc->policy)));
+    json_object_set_new(obj, "loaded_at", time_json(sc->policy_loaded_at));
+    json_object_set_new(obj, "reloads_ok", json_integer((json_int_t)sc->proc.policy_reloads_ok));
+    json_object_set_new(obj, "reloads_failed", json_integer((json_int_t)sc->proc.policy_reloads_failed));
+    json_t *policy = json_loads(sc_policy_json(sc->policy), 0, NULL);
+    json_object_set_new(obj, "policy", policy != NULL ? policy : json_null());
+    send_json(req, obj);
+}
+
+static void handle_config(sc_sidecar_t *sc, h2o_req_t *req)
+{
+    char *text = sc_config_to_json(sc->cfg);
+    json_t *obj = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (obj != NULL)
+        json_object_set_new(obj, "version", json_string(SEAM_VERSION));
+    send_json(req, obj);
+}
+
+static void handle_metrics(sc_sidecar_t *sc, h2o_req_t *req)
+{
+    sc_metrics_t *list[SC_THREADS_MAX + 1];
+    size_t n = 0;
+    char *text;
+    size_t len;
+
+    list[n++] = &sc->admin_metrics;
+    if (sc->has_inbound)
+        for (size_t i = 0; i != sc->inbound.num_workers && n < SC_THREADS_MAX + 1; ++i)
+            list[n++] = &sc->inbound.workers[i].metrics;
+    sc->proc.cert_expiry = (double)sc->tls->leaf.not_after;
+    if (sc_metrics_render(list, n, &sc->proc, &text, &len) != 0) {
+        send_text(req, 500, "Internal Server Error", "out of memory\n");
+        return;
+    }
+    char *body = h2o_mem_alloc_pool(&req->pool, len);
+    memcpy(body, text, len);
+    free(text);
+    send_body(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, len);
+}
+
+static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
+{
+    sc_admin_handler_t *self = (void *)_self;
+    sc_sidecar_t *sc = self->sc;
+    h2o_iovec_t path = req->path_normalized;
+    int is_get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+                 h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    int is_post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
+
+#define PATH_IS(s) h2o_memis(path.base, path.len, H2O_STRLIT(s))
+    if (PATH_IS("/rotate")) {
+        if (!is_post)
+            send_text(req, 405, "Method Not Allowed", "use POST /rotate\n");
+        else
+            send_text(req, 501, "Not Implemented",
+                      "not implemented: static mode; the certificate comes from --cert/--key files, which the "
+                      "sidecar reloads on change or SIGHUP\n");
+        return 0;
+    }
+    if (!is_get) {
+        send_text(req, 405, "Method Not Allowed", "method not allowed\n");
+        return 0;
+    }
+    if (PATH_IS("/live")) {
+        send_text(req, 200, "OK", "live\n");
+    } else if (PATH_IS("/ready")) {
+        if (sc->draining)
+            send_text(req, 503, "Service Unavailable", "not ready: draining\n");
+        else if (sc->tls->leaf.not_after <= time(NULL))
+            send_text(req, 503, "Service Unavailable", "not ready: the certificate has expired\n");
+        else
+            send_text(req, 200, "OK", "ready\n");
+    } else if (PATH_IS("/metrics")) {
+        handle_metrics(sc, req);
+    } else if (PATH_IS("/certs")) {
+        handle_certs(sc, req);
+    } else if (PATH_IS("/config")) {
+        handle_config(sc, req);
+    } else if (PATH_IS("/policy")) {
+        handle_policy(sc, req);
+    } else {
+        send_text(req, 404, "Not Found", "not found: try /ready, /live, /metrics, /certs, /config, /policy, /rotate\n");
+    }
+#undef PATH_IS
+    return 0;
+}
+
+static void on_admin_connection(uv_stream_t *listener, int status)
+{
+    sc_sidecar_t *sc = listener->data;
+    uv_tcp_t *conn;
+
+    if (status != 0 || sc->draining == 2)
+        return;
+    if ((conn = malloc(sizeof(*conn))) == NULL)
+        return;
+    uv_tcp_init(sc->loop, conn);
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+        return;
+    }
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    h2o_accept(&sc->admin_accept, sock);
+}
+
+int sc_admin_start(sc_sidecar_t *sc, char *err, size_t err_cap)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int rc;
+
+    if (sc_resolve_addr(sc->cfg->admin, &sa, &salen) != 0) {
+        snprintf(err, err_cap, "--admin %s: not a numeric IPv4/IPv6 address and port", sc->cfg->admin);
+        return SC_E_ADDRESS;
+    }
+    h2o_config_init(&sc->admin_conf);
+    sc->admin_conf.server_name = h2o_iovec_init(H2O_STRLIT("seam-sidecar-admin"));
+    h2o_hostconf_t *hostconf = h2o_config_register_host(&sc->admin_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
+    sc_admin_handler_t *handler = (void *)h2o_create_handler(pathconf, sizeof(*handler));
+    handler->super.on_req = on_admin_req;
+    handler->sc = sc;
+    h2o_context_init(&sc->admin_ctx, sc->loop, &sc->admin_conf);
+    sc->admin_accept.ctx = &sc->admin_ctx;
+    sc->admin_accept.hosts = sc->admin_conf.hosts;
+
+    uv_tcp_init(sc->loop, &sc->admin_listener);
+    sc->admin_listener.data = sc;
+    if ((rc = uv_tcp_bind(&sc->admin_listener, (struct sockaddr *)&sa, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&sc->admin_listener, 128, on_admin_connection)) != 0) {
+        snprintf(err, err_cap, "--admin %s: cannot listen: %s", sc->cfg->admin, uv_strerror(rc));
+        return SC_E_LISTEN;
+    }
+    return 0;
+}
+
+void sc_admin_stop(sc_sidecar_t *sc)
+{
+    if (!uv_is_closing((uv_handle_t *)&sc->admin_listener))
+        uv_close((uv_handle_t *)&sc->admin_listener, NULL);
+}

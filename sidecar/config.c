@@ -1,0 +1,406 @@
+/* seam-sidecar's configuration: one option table shared by flags and the JSON file. */
+#include "sidecar/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "certs/pem.h"
+#include "common/duration.h"
+#include "sidecar/error.h"
+
+const char sc_config_usage[] =
+    "usage: seam-sidecar --cert FILE --key FILE --bundle FILE [options]\n"
+    "       seam-sidecar probe [--admin 127.0.0.1:15000] [PATH]   (exec probe: exit 0 on 200)\n"
+    "\n"
+    "Identity (static files):\n"
+    "  --cert FILE            leaf certificate + intermediate (PEM)\n"
+    "  --key FILE             ECDSA P-256 private key (PEM)\n"
+    "  --bundle FILE          trust bundle: root certificates (PEM)\n"
+    "Listeners:\n"
+    "  --inbound ADDR         mTLS listener (default " SC_DEFAULT_INBOUND "; \"off\" disables it)\n"
+    "  --app ADDR             the application behind the sidecar (default " SC_DEFAULT_APP ")\n"
+    "  --admin ADDR           admin endpoint (default " SC_DEFAULT_ADMIN ")\n"
+    "  --admin-allow-remote   allow a non-loopback admin address\n"
+    "Behaviour:\n"
+    "  --policy FILE          inbound allow list (JSON); without it every request is denied\n"
+    "  --threads N            worker threads (default 1, at most 64)\n"
+    "  --drain-timeout DUR    how long SIGTERM waits for in-flight requests (default 10s)\n"
+    "  --config FILE          JSON object with the same keys as the flags (flags win)\n"
+    "  --help, --version\n"
+    "Not available in this version (refused when given): --ca-url, --ca-bundle, --token-file,\n"
+    "--spiffe-id (CA-issued certificates), --outbound, --routes, --transparent (outbound mesh\n"
+    "traffic). --bundle-refresh and --upstream-timeout are parsed but have no effect yet.\n"
+    "Durations take ms, s, m, h suffixes. SIGHUP reloads the policy and the certificate files; SIGTERM drains and exits.\n";
+
+typedef enum { OPT_STRING, OPT_BOOL, OPT_INT, OPT_DURATION, OPT_CONFIG } opt_kind_t;
+
+typedef struct st_sc_option_t {
+    const char *name;
+    opt_kind_t kind;
+    size_t offset;
+    size_t cap; /* OPT_STRING: buffer size */
+} sc_option_t;
+
+#define STR_OPT(n, field) {n, OPT_STRING, offsetof(sc_config_t, field), sizeof(((sc_config_t *)0)->field)}
+#define NUM_OPT(n, kind, field) {n, kind, offsetof(sc_config_t, field), 0}
+
+static const sc_option_t options[] = {
+    STR_OPT("cert", cert),
+    STR_OPT("key", key),
+    STR_OPT("bundle", bundle),
+    STR_OPT("ca-url", ca_url),
+    STR_OPT("ca-bundle", ca_bundle),
+    STR_OPT("token-file", token_file),
+    STR_OPT("spiffe-id", spiffe_id),
+    STR_OPT("inbound", inbound),
+    STR_OPT("app", app),
+    STR_OPT("outbound", outbound),
+    STR_OPT("routes", routes),
+    NUM_OPT("transparent", OPT_BOOL, transparent),
+    NUM_OPT("upstream-timeout", OPT_DURATION, upstream_timeout_ms),
+    STR_OPT("admin", admin),
+    NUM_OPT("admin-allow-remote", OPT_BOOL, admin_allow_remote),
+    STR_OPT("policy", policy),
+    NUM_OPT("threads", OPT_INT, threads),
+    NUM_OPT("drain-timeout", OPT_DURATION, drain_timeout_ms),
+    NUM_OPT("bundle-refresh", OPT_DURATION, bundle_refresh_ms),
+    {"config", OPT_CONFIG, offsetof(sc_config_t, config_file), sizeof(((sc_config_t *)0)->config_file)},
+};
+
+#define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+void sc_config_defaults(sc_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->inbound, sizeof(cfg->inbound), "%s", SC_DEFAULT_INBOUND);
+    snprintf(cfg->app, sizeof(cfg->app), "%s", SC_DEFAULT_APP);
+    snprintf(cfg->admin, sizeof(cfg->admin), "%s", SC_DEFAULT_ADMIN);
+    cfg->threads = 1;
+    cfg->drain_timeout_ms = SC_DEFAULT_DRAIN_MS;
+    cfg->upstream_timeout_ms = 15000;
+    cfg->bundle_refresh_ms = 5 * 60 * 1000;
+}
+
+static const sc_option_t *find_option(const char *name, size_t len)
+{
+    for (size_t i = 0; i != NUM_OPTIONS; ++i)
+        if (strlen(options[i].name) == len && memcmp(options[i].name, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+/* Stores a textual value; what names the source ("--threads", "FILE: threads") for errors. */
+static int set_text(sc_config_t *cfg, const sc_option_t *opt, const char *value, const char *what, char *err,
+                    size_t err_cap)
+{
+    char *base = (char *)cfg + opt->offset;
+    switch (opt->kind) {
+    case OPT_STRING:
+    case OPT_CONFIG:
+        if (value[0] == '\0') {
+            snprintf(err, err_cap, "%s: empty value", what);
+            return SC_E_USAGE;
+        }
+        if (strlen(value) >= opt->cap) {
+            snprintf(err, err_cap, "%s: value longer than %zu bytes", what, opt->cap - 1);
+            return SC_E_USAGE;
+        }
+        memcpy(base, value, strlen(value) + 1);
+        return 0;
+    case OPT_INT: {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 || v < 1 || v > SC_THREADS_MAX) {
+            snprintf(err, err_cap, "%s: \"%s\" is not a number from 1 to %d", what, value, SC_THREADS_MAX);
+            return SC_E_USAGE;
+        }
+        *(int *)base = (int)v;
+        return 0;
+    }
+    case OPT_DURATION:
+        if (cmn_duration_parse(value, (int64_t *)base) != 0) {
+            snprintf(err, err_cap, "%s: \"%s\" is not a duration (e.g. 500ms, 10s, 5m, 1h)", what, value);
+            return SC_E_USAGE;
+        }
+        return 0;
+    case OPT_BOOL:
+        if (strcmp(value, "true") == 0) {
+            *(int *)base = 1;
+        } else if (strcmp(value, "false") == 0) {
+            *(int *)base = 0;
+        } else {
+            snprintf(err, err_cap, "%s: \"%s\" is not true or false", what, value);
+            return SC_E_USAGE;
+        }
+        return 0;
+    }
+    return SC_E_USAGE;
+}
+
+int sc_config_apply_json(sc_config_t *cfg, const char *text, size_t len, const char *source, char *err,
+                         size_t err_cap)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    const char *key;
+    json_t *value;
+    int ret = SC_E_CONFIG;
+
+    if (root == NULL) {
+        snprintf(err, err_cap, "%s:%d: invalid JSON: %s", source, jerr.line, jerr.text);
+        return SC_E_CONFIG;
+    }
+    if (!json_is_object(root)) {
+        snprintf(err, err_cap, "%s: must be a JSON object", source);
+        goto Exit;
+    }
+    json_object_foreach(root, key, value)
+    {
+        const sc_option_t *opt = find_option(key, strlen(key));
+        char what[256], num[32];
+        snprintf(what, sizeof(what), "%s: %s", source, key);
+        if (opt == NULL || opt->kind == OPT_CONFIG) {
+            snprintf(err, err_cap, "%s: unknown key", what);
+            goto Exit;
+        }
+        if (opt->kind == OPT_BOOL) {
+            if (!json_is_boolean(value)) {
+                snprintf(err, err_cap, "%s: must be true or false", what);
+                goto Exit;
+            }
+            *(int *)((char *)cfg + opt->offset) = json_is_true(value);
+        } else if (opt->kind == OPT_INT && json_is_integer(value)) {
+            snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(value));
+            if (set_text(cfg, opt, num, what, err, err_cap) != 0)
+                goto Exit;
+        } else if (json_is_string(value)) {
+            if (set_text(cfg, opt, json_string_value(value), what, err, err_cap) != 0)
+                goto Exit;
+        } else {
+            snprintf(err, err_cap, "%s: must be a %s", what, opt->kind == OPT_INT ? "number" : "string");
+            goto Exit;
+        }
+    }
+    ret = 0;
+Exit:
+    json_decref(root);
+    return ret;
+}
+
+static int load_config_file(sc_config_t *cfg, const char *path, char *err, size_t err_cap)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    if (crt_file_read(path, SC_CONFIG_FILE_MAX, &buf, &len) != 0) {
+        snprintf(err, err_cap, "--config %s: cannot read the file (missing, unreadable or over %d bytes)", path,
+                 SC_CONFIG_FILE_MAX);
+        return SC_E_CONFIG;
+    }
+    int rc = sc_config_apply_json(cfg, buf, len, path, err, err_cap);
+    free(buf);
+    return rc;
+}
+
+/* Splits argv[*i] into an option and its value ("--x=v" or "--x v"); advances *i past a separate value. */
+static int next_flag(int argc, char **argv, int *i, const sc_option_t **opt, const char **value, char *err,
+                     size_t err_cap)
+{
+    const char *arg = argv[*i];
+    if (strncmp(arg, "--", 2) != 0) {
+        snprintf(err, err_cap, "unexpected argument \"%s\"", arg);
+        return SC_E_USAGE;
+    }
+    const char *name = arg + 2, *eq = strchr(name, '=');
+    size_t name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+    if ((*opt = find_option(name, name_len)) == NULL) {
+        snprintf(err, err_cap, "unknown flag --%.*s", (int)name_len, name);
+        return SC_E_USAGE;
+    }
+    if (eq != NULL) {
+        *value = eq + 1;
+    } else if ((*opt)->kind == OPT_BOOL) {
+        *value = "true";
+    } else if (*i + 1 < argc) {
+        *value = argv[++*i];
+    } else {
+        snprintf(err, err_cap, "--%s needs a value", (*opt)->name);
+        return SC_E_USAGE;
+    }
+    return 0;
+}
+
+int sc_config_parse(sc_config_t *cfg, int argc, char **argv, char *err, size_t err_cap)
+{
+    const sc_option_t *opt;
+    const char *value;
+    int i;
+
+    for (i = 1; i < argc; ++i) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return SC_CONFIG_HELP;
+        if (strcmp(argv[i], "--version") == 0)
+            return SC_CONFIG_VERSION;
+    }
+    /* first pass: the config file, so that flags override it */
+    for (i = 1; i < argc; ++i) {
+        if (next_flag(argc, argv, &i, &opt, &value, err, err_cap) != 0)
+            return SC_CONFIG_USAGE;
+        if (opt->kind == OPT_CONFIG) {
+            if (set_text(cfg, opt, value, "--config", err, err_cap) != 0 ||
+                load_config_file(cfg, value, err, err_cap) != 0)
+                return SC_CONFIG_USAGE;
+        }
+    }
+    for (i = 1; i < argc; ++i) {
+        char what[64];
+        if (next_flag(argc, argv, &i, &opt, &value, err, err_cap) != 0)
+            return SC_CONFIG_USAGE;
+        if (opt->kind == OPT_CONFIG)
+            continue;
+        snprintf(what, sizeof(what), "--%s", opt->name);
+        if (set_text(cfg, opt, value, what, err, err_cap) != 0)
+            return SC_CONFIG_USAGE;
+    }
+    return SC_CONFIG_OK;
+}
+
+int sc_addr_split(const char *hostport, char *host, size_t host_cap, uint16_t *port)
+{
+    const char *colon, *h = hostport;
+    size_t hlen;
+
+    if (hostport[0] == '[') {
+        const char *close = strchr(hostport, ']');
+        if (close == NULL || close[1] != ':')
+            return SC_E_ADDRESS;
+        h = hostport + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        if ((colon = strrchr(hostport, ':')) == NULL)
+            return SC_E_ADDRESS;
+        hlen = (size_t)(colon - hostport);
+    }
+    if (hlen == 0 || hlen >= host_cap)
+        return SC_E_ADDRESS;
+    const char *p = colon + 1;
+    unsigned long v = 0;
+    if (*p == '\0')
+        return SC_E_ADDRESS;
+    for (; *p != '\0'; ++p) {
+        if (*p < '0' || *p > '9' || (v = v * 10 + (unsigned long)(*p - '0')) > 65535)
+            return SC_E_ADDRESS;
+    }
+    if (v == 0)
+        return SC_E_ADDRESS;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (uint16_t)v;
+    return 0;
+}
+
+int sc_addr_is_loopback(const char *hostport)
+{
+    char host[SC_ADDR_MAX];
+    uint16_t port;
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (sc_addr_split(hostport, host, sizeof(host), &port) != 0)
+        return 0;
+    if (strcmp(host, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return memcmp(&a6, &in6addr_loopback, sizeof(a6)) == 0;
+    return 0;
+}
+
+static int check_addr(const char *flag, const char *value, char *err, size_t err_cap)
+{
+    char host[SC_ADDR_MAX];
+    uint16_t port;
+    if (sc_addr_split(value, host, sizeof(host), &port) != 0) {
+        snprintf(err, err_cap, "--%s: \"%s\" is not HOST:PORT", flag, value);
+        return SC_E_USAGE;
+    }
+    return 0;
+}
+
+int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
+{
+    static const struct {
+        const char *flag;
+        size_t offset;
+        const char *feature;
+    } later[] = {
+        {"ca-url", offsetof(sc_config_t, ca_url), "CA-issued certificates (issue #6)"},
+        {"ca-bundle", offsetof(sc_config_t, ca_bundle), "CA-issued certificates (issue #6)"},
+        {"token-file", offsetof(sc_config_t, token_file), "CA-issued certificates (issue #6)"},
+        {"spiffe-id", offsetof(sc_config_t, spiffe_id), "CA-issued certificates (issue #6)"},
+        {"outbound", offsetof(sc_config_t, outbound), "the outbound listener (issue #5)"},
+        {"routes", offsetof(sc_config_t, routes), "the outbound listener (issue #5)"},
+    };
+    for (size_t i = 0; i != sizeof(later) / sizeof(later[0]); ++i) {
+        if (((const char *)cfg + later[i].offset)[0] != '\0') {
+            snprintf(err, err_cap, "--%s: %s is not available in this version", later[i].flag, later[i].feature);
+            return SC_E_USAGE;
+        }
+    }
+    if (cfg->transparent) {
+        snprintf(err, err_cap, "--transparent: the outbound listener (issue #5) is not available in this version");
+        return SC_E_USAGE;
+    }
+    if (cfg->cert[0] == '\0' || cfg->key[0] == '\0' || cfg->bundle[0] == '\0') {
+        snprintf(err, err_cap, "--cert, --key and --bundle are required (the identity's static files)");
+        return SC_E_USAGE;
+    }
+    if (strcmp(cfg->inbound, "off") != 0 && check_addr("inbound", cfg->inbound, err, err_cap) != 0)
+        return SC_E_USAGE;
+    if (check_addr("app", cfg->app, err, err_cap) != 0 || check_addr("admin", cfg->admin, err, err_cap) != 0)
+        return SC_E_USAGE;
+    if (!cfg->admin_allow_remote && !sc_addr_is_loopback(cfg->admin)) {
+        snprintf(err, err_cap, "--admin: %s is not a loopback address (add --admin-allow-remote to expose it)",
+                 cfg->admin);
+        return SC_E_USAGE;
+    }
+    return 0;
+}
+
+char *sc_config_to_json(const sc_config_t *cfg)
+{
+    json_t *obj = json_object();
+    char *out;
+    if (obj == NULL)
+        return NULL;
+    for (size_t i = 0; i != NUM_OPTIONS; ++i) {
+        const sc_option_t *opt = &options[i];
+        const char *base = (const char *)cfg + opt->offset;
+        char buf[32];
+        switch (opt->kind) {
+        case OPT_STRING:
+        case OPT_CONFIG:
+            json_object_set_new(obj, opt->name, base[0] != '\0' ? json_string(base) : json_null());
+            break;
+        case OPT_BOOL:
+            json_object_set_new(obj, opt->name, json_boolean(*(const int *)base));
+            break;
+        case OPT_INT:
+            json_object_set_new(obj, opt->name, json_integer(*(const int *)base));
+            break;
+        case OPT_DURATION:
+            cmn_duration_format(*(const int64_t *)base, buf, sizeof(buf));
+            json_object_set_new(obj, opt->name, json_string(buf));
+            break;
+        }
+    }
+    out = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+    return out;
+}

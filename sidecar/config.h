@@ -1,0 +1,88 @@
+/* seam-sidecar's configuration: command-line flags and the --config JSON file. */
+#ifndef SEAM_SIDECAR_CONFIG_H
+#define SEAM_SIDECAR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sidecar/error.h"
+
+#define SC_CONFIG_FILE_MAX (64 * 1024) /* largest --config file read */
+#define SC_THREADS_MAX 64              /* --threads upper bound */
+#define SC_ADDR_MAX 300                /* bytes in a host:port */
+#define SC_PATH_MAX 4096               /* bytes in a file path */
+
+#define SC_DEFAULT_INBOUND "0.0.0.0:15006"
+#define SC_DEFAULT_APP "127.0.0.1:8080"
+#define SC_DEFAULT_ADMIN "127.0.0.1:15000"
+#define SC_DEFAULT_DRAIN_MS 10000
+
+/* Every setting; strings are "" when not given. */
+typedef struct st_sc_config_t {
+    /* identity: static files */
+    char cert[SC_PATH_MAX];
+    char key[SC_PATH_MAX];
+    char bundle[SC_PATH_MAX];
+    /* identity: CA-issued (parsed, not implemented in this version) */
+    char ca_url[SC_PATH_MAX];
+    char ca_bundle[SC_PATH_MAX];
+    char token_file[SC_PATH_MAX];
+    char spiffe_id[SC_PATH_MAX];
+    /* listeners */
+    char inbound[SC_ADDR_MAX];
+    char app[SC_ADDR_MAX];
+    char outbound[SC_ADDR_MAX];
+    char routes[SC_PATH_MAX];
+    int transparent;
+    int64_t upstream_timeout_ms;
+    char admin[SC_ADDR_MAX];
+    int admin_allow_remote;
+    /* behaviour */
+    char policy[SC_PATH_MAX];
+    int threads;
+    int64_t drain_timeout_ms;
+    int64_t bundle_refresh_ms;
+    char config_file[SC_PATH_MAX];
+} sc_config_t;
+
+typedef enum {
+    SC_CONFIG_OK = 0,
+    SC_CONFIG_HELP = 1,    /* --help was given: print usage, exit 0 */
+    SC_CONFIG_VERSION = 2, /* --version was given: print it, exit 0 */
+    SC_CONFIG_USAGE = SC_E_USAGE, /* bad flag or value (or --config file): err says which; exit 2 */
+} sc_config_result_t;
+
+/* Sets every default: inbound on SC_DEFAULT_INBOUND only when no flag says otherwise is decided by the caller. */
+void sc_config_defaults(sc_config_t *cfg);
+
+/*
+ * Parses argv (argv[0] is skipped). A --config FILE is applied first, so flags
+ * override the file. Returns an sc_config_result_t; on SC_CONFIG_USAGE err gets
+ * one line naming the flag, file or field.
+ */
+int sc_config_parse(sc_config_t *cfg, int argc, char **argv, char *err, size_t err_cap)
+    __attribute__((warn_unused_result));
+
+/* Applies a JSON config text (keys are the flag names without "--"). Returns 0 or SC_E_CONFIG with err. */
+int sc_config_apply_json(sc_config_t *cfg, const char *text, size_t len, const char *source, char *err,
+                         size_t err_cap) __attribute__((warn_unused_result));
+
+/*
+ * Checks the combination: identity files present, unimplemented features
+ * refused, admin loopback unless allowed. Returns 0 or SC_E_USAGE with err.
+ */
+int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap) __attribute__((warn_unused_result));
+
+/* True when host (the part of a host:port before the port) is a loopback address. */
+int sc_addr_is_loopback(const char *hostport);
+
+/* Splits "host:port" or "[v6]:port" into host (NUL-terminated) and port. Returns 0 or SC_E_ADDRESS. */
+int sc_addr_split(const char *hostport, char *host, size_t host_cap, uint16_t *port) __attribute__((warn_unused_result));
+
+/* The configuration as a JSON object (for GET /config); the caller frees it with free(). */
+char *sc_config_to_json(const sc_config_t *cfg);
+
+/* The usage text for --help. */
+extern const char sc_config_usage[];
+
+#endif

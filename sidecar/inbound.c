@@ -1,0 +1,722 @@
+/* The inbound side: mTLS termination, per-connection identity, policy, proxying, access log. */
+#include "sidecar/inbound.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "certs/error.h"
+#include "common/log.h"
+#include "sidecar/config.h"
+#include "sidecar/error.h"
+
+/* Request-scoped facts the handler leaves for the logger, under these env names. */
+#define ENV_DECISION "SEAM_DECISION"
+#define ENV_RULE "SEAM_RULE"
+
+/* Per-connection state, found from the h2o socket through sock->on_close.data. */
+typedef struct st_sc_conn_t {
+    uv_tcp_t tcp; /* the libuv handle; freed (with the whole record) in its close callback */
+    sc_worker_t *worker;
+    h2o_socket_t *sock; /* NULL once h2o closed it */
+    sc_tls_t *tls;      /* the snapshot this connection's handshake used */
+    struct sockaddr_storage peer_addr;
+    int handshake_done;
+    int resumed;
+    const char *tls_version;   /* static string from OpenSSL */
+    const char *fail_reason;   /* handshake failure category (static), NULL if none */
+    char fail_detail[256];
+    sc_stream_rate_t stream_rate;
+    int rate_closed;
+    char peer_id[CRT_SPIFFE_ID_MAX + 1]; /* verified SPIFFE ID, "" until verified */
+} sc_conn_t;
+
+typedef struct st_sc_authz_handler_t {
+    h2o_handler_t super;
+    sc_inbound_t *inbound;
+} sc_authz_handler_t;
+
+typedef struct st_sc_app_error_filter_t {
+    h2o_filter_t super;
+    sc_inbound_t *inbound;
+} sc_app_error_filter_t;
+
+typedef struct st_sc_access_logger_t {
+    h2o_logger_t super;
+    sc_inbound_t *inbound;
+} sc_access_logger_t;
+
+static const h2o_iovec_t alpn_protocols[] = {{H2O_STRLIT("h2")}, {H2O_STRLIT("http/1.1")}, {NULL, 0}};
+
+static sc_worker_t *worker_of_ctx(h2o_context_t *ctx)
+{
+    return H2O_STRUCT_FROM_MEMBER(sc_worker_t, ctx, ctx);
+}
+
+static sc_conn_t *conn_of_ssl(const SSL *ssl)
+{
+    BIO *bio = SSL_get_rbio(ssl);
+    h2o_socket_t *sock = bio != NULL ? BIO_get_data(bio) : NULL;
+    return sock != NULL ? sock->on_close.data : NULL;
+}
+
+static sc_conn_t *conn_of_req(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    return sock != NULL ? sock->on_close.data : NULL;
+}
+
+static void format_peer_addr(const struct sockaddr_storage *sa, char *buf, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+    } else if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(buf, cap, "%s:%u", host, port);
+}
+
+/* ---- TLS hooks (run inside OpenSSL during the handshake, on the worker's thread) ---- */
+
+static void on_tls_verify(SSL *ssl, int rc, const crt_verify_result_t *res)
+{
+    sc_conn_t *conn = conn_of_ssl(ssl);
+    if (conn == NULL)
+        return;
+    if (rc == 0) {
+        snprintf(conn->peer_id, sizeof(conn->peer_id), "%s", res->spiffe_id);
+    } else {
+        conn->peer_id[0] = '\0';
+        conn->fail_reason = crt_error_slug(rc);
+        snprintf(conn->fail_detail, sizeof(conn->fail_detail), "%s", res->detail);
+    }
+}
+
+static const char *reason_of_alert(int desc)
+{
+    switch (desc) {
+    case 116: /* certificate_required */
+        return SC_REASON_CLIENT_CERT_REQUIRED;
+    case 70: /* protocol_version */
+    case 40: /* handshake_failure: no shared cipher suite or group */
+    case 71: /* insufficient_security */
+        return SC_REASON_NO_SHARED_CIPHER;
+    default:
+        return SC_REASON_HANDSHAKE_FAILED;
+    }
+}
+
+/* A handshake that stopped on an error without an alert (plain HTTP on the TLS port, garbage). */
+static void note_handshake_error(sc_conn_t *conn)
+{
+    unsigned long e = ERR_peek_last_error();
+    if (e == 0)
+        return; /* SSL_ERROR_WANT_READ and friends: not a failure */
+    switch (ERR_GET_REASON(e)) {
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+        conn->fail_reason = SC_REASON_PLAIN_HTTP;
+        break;
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_SHARED_GROUPS:
+        conn->fail_reason = SC_REASON_NO_SHARED_CIPHER;
+        break;
+    default:
+        conn->fail_reason = SC_REASON_HANDSHAKE_FAILED;
+        break;
+    }
+    const char *why = ERR_reason_error_string(e);
+    snprintf(conn->fail_detail, sizeof(conn->fail_detail), "%s", why != NULL ? why : "TLS error");
+}
+
+static void on_tls_info(const SSL *ssl, int where, int ret)
+{
+    sc_conn_t *conn = conn_of_ssl(ssl);
+    if (conn == NULL)
+        return;
+    /* HANDSHAKE_DONE comes once the client's Finished is in: after on_tls_verify for full handshakes */
+    if ((where & SSL_CB_HANDSHAKE_DONE) != 0 && !conn->handshake_done && conn->fail_reason == NULL &&
+        (conn->peer_id[0] != '\0' || SSL_session_reused((SSL *)ssl))) {
+        conn->handshake_done = 1;
+        conn->resumed = SSL_session_reused((SSL *)ssl);
+        conn->tls_version = SSL_get_version(ssl);
+        if (conn->resumed && conn->peer_id[0] == '\0') {
+            /* a resumed session skips verification: take the identity the original handshake verified */
+            X509 *peer = SSL_get0_peer_certificate(ssl);
+            if (peer == NULL || crt_cert_spiffe_id(peer, conn->peer_id, sizeof(conn->peer_id)) != 0)
+                conn->peer_id[0] = '\0';
+        }
+        sc_metrics_count_handshake(&conn->worker->metrics, conn->resumed);
+    } else if ((where & SSL_CB_EXIT) != 0 && ret <= 0 && !conn->handshake_done && conn->fail_reason == NULL) {
+        /* OpenSSL empties the error queue at every handshake step, so a queued error belongs to this one */
+        note_handshake_error(conn);
+    } else if ((where & SSL_CB_ALERT) != 0 && (where & SSL_CB_WRITE) != 0 && !conn->handshake_done) {
+        if (conn->fail_reason == NULL && (ret >> 8) == 2 /* fatal */) {
+            conn->fail_reason = reason_of_alert(ret & 0xff);
+            snprintf(conn->fail_detail, sizeof(conn->fail_detail), "sent TLS alert %d (%s)", ret & 0xff,
+                     (ret & 0xff) == 116 ? "certificate required" : SSL_alert_desc_string_long(ret));
+        }
+    }
+}
+
+const sc_tls_hooks_t sc_inbound_tls_hooks = {.on_verify = on_tls_verify, .on_info = on_tls_info};
+
+/* ---- connections ---- */
+
+static void maybe_finish_drain(sc_worker_t *w);
+
+static void on_conn_handle_close(uv_handle_t *handle)
+{
+    sc_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_conn_t, tcp, (uv_tcp_t *)handle);
+    sc_worker_t *w = conn->worker;
+    sc_tls_release(conn->tls);
+    free(conn);
+    --w->num_conns;
+    maybe_finish_drain(w);
+}
+
+static void on_sock_close(void *data)
+{
+    sc_conn_t *conn = data;
+    conn->sock = NULL;
+    sc_metrics_connection_delta(&conn->worker->metrics, -1);
+    if (!conn->handshake_done && conn->fail_reason != NULL) {
+        char addr[64];
+        format_peer_addr(&conn->peer_addr, addr, sizeof(addr));
+        sc_metrics_count_handshake_error(&conn->worker->metrics, conn->fail_reason);
+        cmn_log_warn("inbound handshake from %s refused: %s: %s", addr, conn->fail_reason, conn->fail_detail);
+    }
+}
+
+static void on_inbound_connection(uv_stream_t *listener, int status)
+{
+    sc_worker_t *w = listener->data;
+    sc_conn_t *conn;
+    int namelen;
+
+    if (status != 0)
+        return;
+    if ((conn = calloc(1, sizeof(*conn))) == NULL)
+        return;
+    conn->worker = w;
+    uv_tcp_init(&w->loop, &conn->tcp);
+    ++w->num_conns;
+    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
+        conn->tls = NULL;
+        uv_close((uv_handle_t *)&conn->tcp, on_conn_handle_close);
+        return;
+    }
+    namelen = sizeof(conn->peer_addr);
+    uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&conn->peer_addr, &namelen);
+    uv_tcp_nodelay(&conn->tcp, 1);
+    conn->tls = w->tls;
+    sc_tls_addref(conn->tls);
+    conn->sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_conn_handle_close);
+    conn->sock->on_close.cb = on_sock_close;
+    conn->sock->on_close.data = conn;
+    sc_metrics_connection_delta(&w->metrics, 1);
+    h2o_accept(&w->accept_ctx, conn->sock);
+}
+
+/* Makes h2o close the connection through its own error path (a read of EOF), never under its feet. */
+static void close_for_stream_rate(sc_conn_t *conn, sc_stream_event_t event, unsigned count)
+{
+    char addr[64];
+    if (conn->rate_closed || conn->sock == NULL)
+        return;
+    conn->rate_closed = 1;
+    format_peer_addr(&conn->peer_addr, addr, sizeof(addr));
+    cmn_log_warn("inbound connection from %s (%s) closed: %u streams %s in one second (limit %u)", addr,
+                 conn->peer_id[0] != '\0' ? conn->peer_id : "unverified", count,
+                 event == SC_STREAM_RESET ? "reset" : "opened", sc_stream_rate_limit(event));
+    sc_metrics_count_stream_rate_close(&conn->worker->metrics);
+    shutdown(h2o_socket_get_fd(conn->sock), SHUT_RDWR);
+}
+
+/* Counts a stream event; closes the connection when it goes over the limit. Returns 1 if it did. */
+static int note_stream(sc_conn_t *conn, sc_stream_event_t event)
+{
+    unsigned count;
+    if (sc_stream_rate_note(&conn->stream_rate, uv_now(&conn->worker->loop), event, &count)) {
+        close_for_stream_rate(conn, event, count);
+        return 1;
+    }
+    return conn->rate_closed;
+}
+
+/* ---- request handling ---- */
+
+static void set_env(h2o_req_t *req, const char *name, size_t name_len, const char *value, size_t value_len)
+{
+    h2o_iovec_t *slot = h2o_req_getenv(req, name, name_len, 1);
+    *slot = h2o_strdup(&req->pool, value, value_len);
+}
+
+static size_t request_header_bytes(h2o_req_t *req)
+{
+    size_t total = req->input.path.len + req->input.authority.len + req->input.method.len;
+    for (size_t i = 0; i != req->headers.size; ++i)
+        total += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    return total;
+}
+
+static int on_authz_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    sc_worker_t *w = worker_of_ctx(req->conn->ctx);
+    sc_conn_t *conn = conn_of_req(req);
+    sc_policy_verdict_t verdict;
+    ssize_t cursor;
+    (void)self;
+
+    if (conn == NULL || conn->peer_id[0] == '\0') {
+        h2o_send_error_generic(req, 403, "Forbidden", "forbidden: the connection has no verified peer identity\n", 0);
+        return 0;
+    }
+    if (note_stream(conn, SC_STREAM_OPENED)) {
+        h2o_send_error_generic(req, 429, "Too Many Requests", "too many requests on this connection\n", 0);
+        return 0;
+    }
+    if (request_header_bytes(req) > SC_MAX_REQUEST_HEADER_BYTES) {
+        h2o_send_error_generic(req, 431, "Request Header Fields Too Large", "request headers too large\n", 0);
+        return 0;
+    }
+
+    /* the normalised path (dot segments resolved, no query) is what the policy sees */
+    sc_policy_decide(w->policy, conn->peer_id, strlen(conn->peer_id), req->method.base, req->method.len,
+                     req->path_normalized.base, req->path_normalized.len, &verdict);
+    sc_metrics_count_decision(&w->metrics, verdict.decision);
+    const char *decision = sc_decision_name(verdict.decision);
+    set_env(req, H2O_STRLIT(ENV_DECISION), decision, strlen(decision));
+    set_env(req, H2O_STRLIT(ENV_RULE), verdict.rule, strlen(verdict.rule));
+
+    if (verdict.decision == SC_DECISION_DENY) {
+        char body[CRT_SPIFFE_ID_MAX + 1024];
+        snprintf(body, sizeof(body), "forbidden: policy %s denies %s %.*s %.*s (no rule matched: default deny)\n",
+                 sc_policy_source(w->policy), conn->peer_id, (int)req->method.len, req->method.base,
+                 (int)(req->path_normalized.len > 512 ? 512 : req->path_normalized.len), req->path_normalized.base);
+        h2o_send_error_generic(req, 403, "Forbidden", body, 0);
+        return 0;
+    }
+
+    /* x-forwarded-client-cert: drop what the client sent, then state what the sidecar verified */
+    while ((cursor = h2o_find_header_by_str(&req->headers, H2O_STRLIT(SC_XFCC_HEADER), -1)) != -1)
+        h2o_delete_header(&req->headers, cursor);
+    h2o_iovec_t xfcc = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("By=")),
+                                  h2o_iovec_init(conn->tls->spiffe_id, strlen(conn->tls->spiffe_id)),
+                                  h2o_iovec_init(H2O_STRLIT(";URI=")), h2o_iovec_init(conn->peer_id, strlen(conn->peer_id)));
+    h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT(SC_XFCC_HEADER), 0, NULL, xfcc.base, xfcc.len);
+
+    h2o_req_overrides_t *overrides = h2o_mem_alloc_pool(&req->pool, sizeof(*overrides));
+    memset(overrides, 0, sizeof(*overrides));
+    overrides->socketpool = &w->app_pool;
+    h2o_reprocess_request(req, req->method, &H2O_URL_SCHEME_HTTP, req->authority, req->path, overrides, 0);
+    return 0;
+}
+
+/* ---- app errors: the proxy's connect failures become 503 "app unreachable" ---- */
+
+typedef struct st_sc_body_swap_t {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+    int replaced;
+} sc_body_swap_t;
+
+static void on_body_swap_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                              h2o_send_state_t state)
+{
+    sc_body_swap_t *swap = (void *)self;
+    (void)bufs;
+    if (!swap->replaced && bufcnt != 0) {
+        swap->replaced = 1;
+        h2o_ostream_send_next(&swap->super, req, &swap->body, 1, state);
+    } else {
+        h2o_ostream_send_next(&swap->super, req, NULL, 0, state);
+    }
+}
+
+static int is_app_connect_failure(h2o_req_t *req)
+{
+    if (req->res.status != 502 || req->error_logs.size == 0)
+        return 0;
+    const h2o_req_error_log_t *log = &req->error_logs.entries[req->error_logs.size - 1];
+    if (strcmp(log->module, "lib/core/proxy.c") != 0)
+        return 0;
+    return h2o_memis(log->msg.base, log->msg.len, H2O_STRLIT("connection failed")) ||
+           h2o_memis(log->msg.base, log->msg.len, H2O_STRLIT("failed to connect to host")) ||
+           h2o_memis(log->msg.base, log->msg.len, H2O_STRLIT("connection failure"));
+}
+
+static void on_app_error_setup_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    sc_app_error_filter_t *self = (void *)_self;
+    if (is_app_connect_failure(req)) {
+        sc_body_swap_t *swap = (void *)h2o_add_ostream(req, sizeof(*swap), slot);
+        char body[512];
+        int n = snprintf(body, sizeof(body), "service unavailable: the app at %s is unreachable (%.*s)\n",
+                         self->inbound->app_name, (int)req->error_logs.entries[req->error_logs.size - 1].msg.len,
+                         req->error_logs.entries[req->error_logs.size - 1].msg.base);
+        swap->body = h2o_strdup(&req->pool, body, (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1);
+        swap->replaced = 0;
+        swap->super.do_send = on_body_swap_send;
+        req->res.status = 503;
+        req->res.reason = "Service Unavailable";
+        req->res.content_length = swap->body.len;
+        slot = &swap->super.next;
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
+/* ---- access log and request metrics ---- */
+
+static void format_timestamp(const struct timeval *tv, char *buf, size_t cap)
+{
+    struct tm tm;
+    char base[32];
+    time_t secs = tv->tv_sec;
+    gmtime_r(&secs, &tm);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, cap, "%s.%03dZ", base, (int)(tv->tv_usec / 1000));
+}
+
+static json_t *json_iovec(h2o_iovec_t v)
+{
+    json_t *s = v.base != NULL ? json_stringn(v.base, v.len) : NULL; /* NULL also when not UTF-8 */
+    return s != NULL ? s : json_null();
+}
+
+static void on_log_access(h2o_logger_t *_self, h2o_req_t *req)
+{
+    sc_worker_t *w = worker_of_ctx(req->conn->ctx);
+    sc_conn_t *conn = conn_of_req(req);
+    struct timeval end = req->timestamps.response_end_at;
+    int completed = end.tv_sec != 0;
+    char ts[40];
+    (void)_self;
+
+    if (!completed)
+        gettimeofday(&end, NULL);
+    int64_t duration_us = (int64_t)(end.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000000 +
+                          (end.tv_usec - req->timestamps.request_begin_at.tv_usec);
+    if (duration_us < 0)
+        duration_us = 0;
+    sc_metrics_count_request(&w->metrics, req->res.status, (uint64_t)duration_us);
+
+    /* an h2 stream that ends before its response headers went out was cancelled by the client */
+    if (conn != NULL && req->version >= 0x200 && (req->res.status == 0 || !completed))
+        note_stream(conn, SC_STREAM_RESET);
+
+    h2o_iovec_t *decision = h2o_req_getenv(req, H2O_STRLIT(ENV_DECISION), 0);
+    h2o_iovec_t *rule = h2o_req_getenv(req, H2O_STRLIT(ENV_RULE), 0);
+    json_t *line = json_object();
+    if (line == NULL)
+        return;
+    format_timestamp(&req->timestamps.request_begin_at, ts, sizeof(ts));
+    json_object_set_new(line, "ts", json_string(ts));
+    json_object_set_new(line, "direction", json_string("inbound"));
+    json_object_set_new(line, "peer_id", conn != NULL && conn->peer_id[0] != '\0' ? json_string(conn->peer_id) : json_null());
+    json_object_set_new(line, "method", json_iovec(req->input.method));
+    json_object_set_new(line, "authority", json_iovec(req->input.authority));
+    json_object_set_new(line, "path", json_iovec(req->input.path));
+    json_object_set_new(line, "protocol", json_string(req->version >= 0x200 ? "h2" : "http/1.1"));
+    json_object_set_new(line, "status", json_integer(req->res.status));
+    json_object_set_new(line, "decision", decision != NULL ? json_iovec(*decision) : json_null());
+    json_object_set_new(line, "rule", rule != NULL ? json_iovec(*rule) : json_null());
+    json_object_set_new(line, "duration_ms", json_real((double)duration_us / 1000.0));
+    json_object_set_new(line, "tls_version", conn != NULL && conn->tls_version != NULL ? json_string(conn->tls_version) : json_null());
+    json_object_set_new(line, "resumed", json_boolean(conn != NULL && conn->resumed));
+    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    json_decref(line);
+    if (text == NULL)
+        return;
+    size_t len = strlen(text);
+    text[len] = '\n'; /* json_dumps' terminator becomes the newline: one write(2) per line */
+    ssize_t wr = write(STDOUT_FILENO, text, len + 1);
+    (void)wr;
+    free(text);
+}
+
+/* ---- workers ---- */
+
+static void close_listener(sc_worker_t *w)
+{
+    if (w->listener_open) {
+        w->listener_open = 0;
+        uv_close((uv_handle_t *)&w->listener, NULL);
+    }
+}
+
+static void stop_worker(sc_worker_t *w)
+{
+    if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
+        uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    if (!uv_is_closing((uv_handle_t *)&w->wakeup))
+        uv_close((uv_handle_t *)&w->wakeup, NULL);
+    uv_stop(&w->loop);
+}
+
+static void maybe_finish_drain(sc_worker_t *w)
+{
+    if (w->draining && w->num_conns == 0)
+        stop_worker(w);
+}
+
+static void on_drain_deadline(uv_timer_t *timer)
+{
+    sc_worker_t *w = timer->data;
+    cmn_log_warn("worker %zu: drain timeout reached with %zu connection(s) still open; closing them", w->index,
+                 w->num_conns);
+    stop_worker(w);
+}
+
+static void on_wakeup(uv_async_t *async)
+{
+    sc_worker_t *w = async->data;
+    sc_policy_t *policy;
+    sc_tls_t *tls;
+    int drain;
+
+    pthread_mutex_lock(&w->mailbox_lock);
+    policy = w->mailbox.policy, w->mailbox.policy = NULL;
+    tls = w->mailbox.tls, w->mailbox.tls = NULL;
+    drain = w->mailbox.drain;
+    pthread_mutex_unlock(&w->mailbox_lock);
+
+    if (policy != NULL) {
+        sc_policy_release(w->policy);
+        w->policy = policy;
+    }
+    if (tls != NULL) {
+        sc_tls_release(w->tls);
+        w->tls = tls;
+        w->accept_ctx.ssl_ctx = tls->server_ctx;
+    }
+    if (drain && !w->draining) {
+        w->draining = 1;
+        close_listener(w);
+        h2o_context_request_shutdown(&w->ctx);
+        uv_timer_start(&w->drain_timer, on_drain_deadline, w->inbound->drain_timeout_ms, 0);
+        maybe_finish_drain(w);
+    }
+}
+
+static void worker_main(void *arg)
+{
+    sc_worker_t *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    /*
+     * The thread parks instead of returning: h2o keeps per-thread buffer caches
+     * that would become unreachable (and reported as leaks) if the thread ended.
+     * The process exits right after every worker has stopped.
+     */
+    pthread_mutex_lock(&w->mailbox_lock);
+    __atomic_store_n(&w->stopped, 1, __ATOMIC_RELEASE);
+    for (;;)
+        pthread_cond_wait(&w->parked, &w->mailbox_lock);
+}
+
+int sc_inbound_stopped(sc_inbound_t *in)
+{
+    for (size_t i = 0; i != in->workers_running; ++i)
+        if (!__atomic_load_n(&in->workers[i].stopped, __ATOMIC_ACQUIRE))
+            return 0;
+    return 1;
+}
+
+int sc_resolve_addr(const char *hostport, struct sockaddr_storage *sa, socklen_t *len)
+{
+    char host[SC_ADDR_MAX];
+    uint16_t port;
+
+    memset(sa, 0, sizeof(*sa));
+    if (sc_addr_split(hostport, host, sizeof(host), &port) != 0)
+        return SC_E_ADDRESS;
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)sa) == 0) {
+        *len = sizeof(struct sockaddr_in);
+        return 0;
+    }
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)sa) == 0) {
+        *len = sizeof(struct sockaddr_in6);
+        return 0;
+    }
+    return SC_E_ADDRESS;
+}
+
+static int open_listener(sc_worker_t *w, const struct sockaddr *sa, char *err, size_t err_cap)
+{
+    uv_os_fd_t fd;
+    int one = 1, rc;
+
+    if ((rc = uv_tcp_init_ex(&w->loop, &w->listener, sa->sa_family)) != 0)
+        goto Error;
+    w->listener_open = 1;
+    w->listener.data = w;
+    if ((rc = uv_fileno((uv_handle_t *)&w->listener, &fd)) != 0)
+        goto Error;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        rc = uv_translate_sys_error(errno);
+        goto Error;
+    }
+    if ((rc = uv_tcp_bind(&w->listener, sa, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&w->listener, SC_LISTEN_BACKLOG, on_inbound_connection)) != 0)
+        goto Error;
+    return 0;
+Error:
+    snprintf(err, err_cap, "%s", uv_strerror(rc));
+    return SC_E_LISTEN;
+}
+
+int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, size_t num_workers,
+                    uint64_t drain_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
+{
+    socklen_t listen_len;
+    char why[256];
+
+    memset(in, 0, sizeof(*in));
+    in->drain_timeout_ms = drain_timeout_ms;
+    snprintf(in->app_name, sizeof(in->app_name), "%s", app_addr);
+    if (sc_resolve_addr(listen_addr, &in->listen_addr, &listen_len) != 0) {
+        snprintf(err, err_cap, "--inbound %s: not a numeric IPv4/IPv6 address and port", listen_addr);
+        return SC_E_ADDRESS;
+    }
+    if (sc_resolve_addr(app_addr, &in->app_addr, &in->app_addr_len) != 0) {
+        snprintf(err, err_cap, "--app %s: not a numeric IPv4/IPv6 address and port", app_addr);
+        return SC_E_ADDRESS;
+    }
+
+    h2o_config_init(&in->globalconf);
+    in->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("seam-sidecar"));
+    in->globalconf.max_request_entity_size = SC_MAX_REQUEST_BODY_BYTES;
+    in->globalconf.handshake_timeout = SC_HANDSHAKE_TIMEOUT_MS;
+    in->globalconf.http2.max_concurrent_requests_per_connection = SC_H2_MAX_CONCURRENT_STREAMS;
+    in->globalconf.proxy.io_timeout = SC_APP_IO_TIMEOUT_MS;
+    in->globalconf.proxy.preserve_x_forwarded_proto = 0;
+    in->globalconf.proxy.emit_x_forwarded_headers = 1;
+    h2o_hostconf_t *hostconf = h2o_config_register_host(&in->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
+    sc_authz_handler_t *handler = (void *)h2o_create_handler(pathconf, sizeof(*handler));
+    handler->super.on_req = on_authz_req;
+    handler->inbound = in;
+    sc_app_error_filter_t *filter = (void *)h2o_create_filter(pathconf, sizeof(*filter));
+    filter->super.on_setup_ostream = on_app_error_setup_ostream;
+    filter->inbound = in;
+    sc_access_logger_t *logger = (void *)h2o_create_logger(pathconf, sizeof(*logger));
+    logger->super.log_access = on_log_access;
+    logger->inbound = in;
+
+    if ((in->workers = calloc(num_workers, sizeof(*in->workers))) == NULL) {
+        snprintf(err, err_cap, "out of memory");
+        return SC_E_NOMEM;
+    }
+    in->num_workers = num_workers;
+    for (size_t i = 0; i != num_workers; ++i) {
+        sc_worker_t *w = &in->workers[i];
+        w->inbound = in;
+        w->index = i;
+        uv_loop_init(&w->loop);
+        w->loop.data = w;
+        pthread_mutex_init(&w->mailbox_lock, NULL);
+        pthread_cond_init(&w->parked, NULL);
+        h2o_context_init(&w->ctx, &w->loop, &in->globalconf);
+        w->tls = tls;
+        sc_tls_addref(tls);
+        w->policy = policy;
+        sc_policy_addref(policy);
+        w->accept_ctx.ctx = &w->ctx;
+        w->accept_ctx.hosts = in->globalconf.hosts;
+        w->accept_ctx.ssl_ctx = tls->server_ctx;
+        h2o_socketpool_init_by_address(&w->app_pool, (struct sockaddr *)&in->app_addr, in->app_addr_len, 0, SIZE_MAX);
+        h2o_socketpool_set_timeout(&w->app_pool, &w->loop, SC_APP_KEEPALIVE_MS);
+        uv_async_init(&w->loop, &w->wakeup, on_wakeup);
+        w->wakeup.data = w;
+        uv_timer_init(&w->loop, &w->drain_timer);
+        w->drain_timer.data = w;
+        if (open_listener(w, (struct sockaddr *)&in->listen_addr, why, sizeof(why)) != 0) {
+            snprintf(err, err_cap, "--inbound %s: cannot listen: %s", listen_addr, why);
+            return SC_E_LISTEN;
+        }
+    }
+    /* ALPN lives on the SSL_CTX: offer h2 and http/1.1 (the list must outlive the context) */
+    h2o_ssl_register_alpn_protocols(tls->server_ctx, alpn_protocols);
+    return 0;
+}
+
+int sc_inbound_start(sc_inbound_t *in)
+{
+    for (size_t i = 0; i != in->num_workers; ++i) {
+        if (uv_thread_create(&in->workers[i].thread, worker_main, &in->workers[i]) != 0)
+            return SC_E_THREAD;
+        ++in->workers_running;
+    }
+    return 0;
+}
+
+static void post(sc_worker_t *w, sc_policy_t *policy, sc_tls_t *tls, int drain)
+{
+    pthread_mutex_lock(&w->mailbox_lock);
+    if (policy != NULL) {
+        sc_policy_release(w->mailbox.policy);
+        sc_policy_addref(policy);
+        w->mailbox.policy = policy;
+    }
+    if (tls != NULL) {
+        if (w->mailbox.tls != NULL)
+            sc_tls_release(w->mailbox.tls);
+        sc_tls_addref(tls);
+        w->mailbox.tls = tls;
+    }
+    if (drain)
+        w->mailbox.drain = 1;
+    pthread_mutex_unlock(&w->mailbox_lock);
+    uv_async_send(&w->wakeup);
+}
+
+void sc_inbound_publish_policy(sc_inbound_t *in, sc_policy_t *policy)
+{
+    for (size_t i = 0; i != in->num_workers; ++i)
+        post(&in->workers[i], policy, NULL, 0);
+}
+
+void sc_inbound_publish_tls(sc_inbound_t *in, sc_tls_t *tls)
+{
+    h2o_ssl_register_alpn_protocols(tls->server_ctx, alpn_protocols);
+    for (size_t i = 0; i != in->num_workers; ++i)
+        post(&in->workers[i], NULL, tls, 0);
+}
+
+void sc_inbound_drain(sc_inbound_t *in)
+{
+    for (size_t i = 0; i != in->num_workers; ++i)
+        post(&in->workers[i], NULL, NULL, 1);
+}
+
+size_t sc_inbound_cut_connections(sc_inbound_t *in)
+{
+    size_t cut = 0;
+    for (size_t i = 0; i != in->workers_running; ++i) {
+        pthread_mutex_lock(&in->workers[i].mailbox_lock); /* orders the read after the worker's last write */
+        cut += in->workers[i].num_conns;
+        pthread_mutex_unlock(&in->workers[i].mailbox_lock);
+    }
+    return cut;
+}

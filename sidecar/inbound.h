@@ -1,0 +1,109 @@
+/* The inbound side: worker threads that terminate mTLS, apply the policy and proxy to the app. */
+#ifndef SEAM_SIDECAR_INBOUND_H
+#define SEAM_SIDECAR_INBOUND_H
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+#include <h2o/socketpool.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "sidecar/error.h"
+#include "sidecar/metrics.h"
+#include "sidecar/policy.h"
+#include "sidecar/streamrate.h"
+#include "sidecar/tls.h"
+
+#define SC_H2_MAX_CONCURRENT_STREAMS 100          /* SETTINGS_MAX_CONCURRENT_STREAMS we honour per connection */
+#define SC_MAX_REQUEST_HEADER_BYTES (32 * 1024)   /* names + values of one request's headers; more: 431 */
+#define SC_MAX_REQUEST_BODY_BYTES (1024ul * 1024 * 1024) /* request body limit; more: 413 */
+#define SC_APP_KEEPALIVE_MS 2000                  /* idle pooled connections to the app close after this */
+#define SC_APP_IO_TIMEOUT_MS 30000                /* app read/write timeout; then 502 */
+#define SC_HANDSHAKE_TIMEOUT_MS 10000             /* inbound TLS handshake must finish within this */
+#define SC_LISTEN_BACKLOG 1024
+#define SC_XFCC_HEADER "x-forwarded-client-cert"
+
+typedef struct st_sc_inbound_t sc_inbound_t;
+
+/*
+ * One worker: its own loop, h2o context, SO_REUSEPORT listener, pool of app
+ * connections and counters. Everything here is touched only on the worker's
+ * thread, except the mailbox (under mailbox_lock, used only on reload and
+ * drain, never per request) and the metrics (relaxed atomics).
+ */
+typedef struct st_sc_worker_t {
+    h2o_context_t ctx;
+    sc_inbound_t *inbound;
+    size_t index;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_tcp_t listener;
+    int listener_open;
+    uv_async_t wakeup;
+    uv_timer_t drain_timer;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socketpool_t app_pool;
+    sc_policy_t *policy; /* this worker's reference */
+    sc_tls_t *tls;       /* this worker's reference: new handshakes use it */
+    size_t num_conns;
+    int draining;
+    int stopped; /* set (atomically) when the worker's loop has returned */
+    sc_metrics_t metrics;
+    pthread_mutex_t mailbox_lock;
+    pthread_cond_t parked; /* a stopped worker waits here until the process exits */
+    struct {
+        sc_policy_t *policy;
+        sc_tls_t *tls;
+        int drain;
+    } mailbox;
+} sc_worker_t;
+
+struct st_sc_inbound_t {
+    h2o_globalconf_t globalconf;
+    struct sockaddr_storage listen_addr;
+    struct sockaddr_storage app_addr;
+    socklen_t app_addr_len;
+    char app_name[320]; /* "127.0.0.1:8080", for messages */
+    uint64_t drain_timeout_ms;
+    sc_worker_t *workers;
+    size_t num_workers;
+    size_t workers_running;
+};
+
+/* The TLS hooks the inbound connections need; pass them to sc_tls_load(). */
+extern const sc_tls_hooks_t sc_inbound_tls_hooks;
+
+/*
+ * Sets up num_workers workers listening on listen_addr ("0.0.0.0:15006") and
+ * proxying to app_addr, each with a reference to tls and policy. Binds every
+ * listener before returning, so an address in use fails here. Returns 0, or
+ * SC_E_ADDRESS / SC_E_LISTEN / SC_E_NOMEM
+ * with err.
+ */
+int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, size_t num_workers,
+                    uint64_t drain_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
+    __attribute__((warn_unused_result));
+
+/* Starts the worker threads. Returns 0 or SC_E_THREAD. */
+int sc_inbound_start(sc_inbound_t *in) __attribute__((warn_unused_result));
+
+/* Hands a new policy to every worker (each takes its own reference); live requests keep deciding with the old one. */
+void sc_inbound_publish_policy(sc_inbound_t *in, sc_policy_t *policy);
+
+/* Hands a new TLS snapshot to every worker for new handshakes; live connections keep theirs. */
+void sc_inbound_publish_tls(sc_inbound_t *in, sc_tls_t *tls);
+
+/* Asks every worker to drain: close its listener, finish in-flight requests, stop within the drain timeout. */
+void sc_inbound_drain(sc_inbound_t *in);
+
+/* True when every started worker's loop has returned (after a drain). */
+int sc_inbound_stopped(sc_inbound_t *in);
+
+/* After sc_inbound_stopped(): the connections still open when the workers stopped (cut at the deadline). */
+size_t sc_inbound_cut_connections(sc_inbound_t *in);
+
+/* Resolves "host:port" (numeric or "localhost") into sa. Returns 0 or SC_E_ADDRESS. */
+int sc_resolve_addr(const char *hostport, struct sockaddr_storage *sa, socklen_t *len) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,67 @@
+/* The sidecar's counters: one block per worker thread, summed when /metrics is scraped. */
+#ifndef SEAM_SIDECAR_METRICS_H
+#define SEAM_SIDECAR_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sidecar/policy.h"
+
+/* Handshake failure reasons that are not chain-verification categories of the certs library. */
+#define SC_REASON_CLIENT_CERT_REQUIRED "client-cert-required"
+#define SC_REASON_NO_SHARED_CIPHER "no-shared-cipher"
+#define SC_REASON_PLAIN_HTTP "plain-http"
+#define SC_REASON_HANDSHAKE_FAILED "handshake-failed"
+#define SC_REASON_TIMEOUT "timeout"
+
+/* Upper bounds of seam_request_duration_seconds' buckets, in microseconds. */
+#define SC_METRICS_DURATION_BUCKETS_US                                                                       \
+    {                                                                                                        \
+        1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000         \
+    }
+#define SC_METRICS_NUM_BUCKETS 12
+#define SC_METRICS_MAX_REASONS 32 /* distinct handshake-error reasons tracked */
+#define SC_METRICS_STATUS_MAX 600 /* status codes 100..599 */
+
+/*
+ * One worker's counters. Only the owning worker writes them (relaxed atomic
+ * adds, so a concurrent scrape reads whole values); nobody takes a lock.
+ */
+typedef struct st_sc_metrics_t {
+    uint64_t requests[SC_METRICS_STATUS_MAX];
+    uint64_t duration_buckets[SC_METRICS_NUM_BUCKETS + 1]; /* last: +Inf */
+    uint64_t duration_sum_us;
+    uint64_t decisions[3]; /* indexed by sc_decision_t */
+    uint64_t handshakes[2]; /* [resumed] */
+    uint64_t handshake_errors[SC_METRICS_MAX_REASONS];
+    int64_t connections_active;
+    uint64_t stream_rate_closes;
+} sc_metrics_t;
+
+/* The index of a handshake-error reason slug (stable table; unknown slugs map to "handshake-failed"). */
+size_t sc_metrics_reason_index(const char *reason);
+
+void sc_metrics_count_request(sc_metrics_t *m, int status, uint64_t duration_us);
+void sc_metrics_count_decision(sc_metrics_t *m, sc_decision_t decision);
+void sc_metrics_count_handshake(sc_metrics_t *m, int resumed);
+void sc_metrics_count_handshake_error(sc_metrics_t *m, const char *reason);
+void sc_metrics_connection_delta(sc_metrics_t *m, int delta);
+void sc_metrics_count_stream_rate_close(sc_metrics_t *m);
+
+/* Facts of the process that are not per-worker counters. */
+typedef struct st_sc_metrics_process_t {
+    double cert_expiry; /* Unix time of the leaf's notAfter; 0 when none */
+    uint64_t rotations_ok;
+    uint64_t rotations_failed;
+    uint64_t policy_reloads_ok;
+    uint64_t policy_reloads_failed;
+} sc_metrics_process_t;
+
+/*
+ * Renders the Prometheus text format of the sum of workers[0..n) plus proc
+ * into a new heap string (*out, length *out_len; caller frees). Returns 0 or SC_E_NOMEM.
+ */
+int sc_metrics_render(sc_metrics_t *const *workers, size_t n, const sc_metrics_process_t *proc, char **out,
+                      size_t *out_len) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,272 @@
+/* The seam-sidecar process: start-up, policy and certificate reloads (SIGHUP, file watch) and drain (SIGTERM). */
+#include "sidecar/sidecar.h"
+
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+static void reload_policy(sc_sidecar_t *sc, const char *why)
+{
+    sc_policy_t *policy = NULL;
+    sc_policy_error_t perr;
+    char line[512];
+
+    if (sc->cfg->policy[0] == '\0' || sc->draining)
+        return; /* draining workers may already have closed their mailboxes */
+    if (sc_policy_load_file(sc->cfg->policy, &policy, &perr) != 0) {
+        sc_policy_error_format(sc->cfg->policy, &perr, line, sizeof(line));
+        ++sc->proc.policy_reloads_failed;
+        cmn_log_error("policy reload (%s) refused, the previous policy stays in force: %s", why, line);
+        return;
+    }
+    if (strcmp(sc_policy_json(policy), sc_policy_json(sc->policy)) == 0 && strcmp(why, "SIGHUP") != 0) {
+        sc_policy_release(policy); /* a touch or an unrelated file in the directory */
+        return;
+    }
+    if (sc->has_inbound)
+        sc_inbound_publish_policy(&sc->inbound, policy);
+    sc_policy_release(sc->policy);
+    sc->policy = policy;
+    sc->policy_loaded_at = time(NULL);
+    ++sc->proc.policy_reloads_ok;
+    cmn_log_info("policy reloaded (%s) from %s: mode %s, %zu rule(s)", why, sc->cfg->policy,
+                 sc_policy_mode(policy) == SC_POLICY_AUDIT ? "audit" : "enforce", sc_policy_num_rules(policy));
+}
+
+/* Re-reads the static identity files; a snapshot that verifies and keeps the identity replaces the current one. */
+static void reload_identity(sc_sidecar_t *sc, const char *why)
+{
+    sc_tls_source_t src = {sc->cfg->cert, sc->cfg->key, sc->cfg->bundle};
+    sc_tls_t *tls = NULL;
+    char err[1024];
+
+    if (sc->draining)
+        return;
+    if (sc_tls_load(&src, &sc_inbound_tls_hooks, time(NULL), &tls, err, sizeof(err)) != 0) {
+        ++sc->proc.rotations_failed;
+        cmn_log_error("certificate reload (%s) refused, the current certificate stays: %s", why, err);
+        return;
+    }
+    if (strcmp(tls->spiffe_id, sc->tls->spiffe_id) != 0) {
+        ++sc->proc.rotations_failed;
+        cmn_log_error("certificate reload (%s) refused: --cert %s names %s, but this sidecar is %s", why,
+                      sc->cfg->cert, tls->spiffe_id, sc->tls->spiffe_id);
+        sc_tls_release(tls);
+        return;
+    }
+    if (strcmp(tls->chain_pem, sc->tls->chain_pem) == 0 && strcmp(tls->bundle_pem, sc->tls->bundle_pem) == 0) {
+        sc_tls_release(tls); /* nothing changed */
+        return;
+    }
+    if (sc->has_inbound)
+        sc_inbound_publish_tls(&sc->inbound, tls);
+    cmn_log_info("certificate reloaded (%s): %s serial %s -> %s, valid until %lld", why, tls->spiffe_id,
+                 sc->tls->leaf.serial, tls->leaf.serial, (long long)tls->leaf.not_after);
+    sc_tls_release(sc->tls);
+    sc->tls = tls;
+    sc->last_rotation = time(NULL);
+    ++sc->proc.rotations_ok;
+}
+
+static void on_identity_debounce(uv_timer_t *timer)
+{
+    reload_identity(timer->data, "file change");
+}
+
+static void on_identity_dir_event(uv_fs_event_t *handle, const char *filename, int events, int status)
+{
+    sc_sidecar_t *sc = handle->data;
+    (void)filename, (void)events;
+    if (status == 0)
+        uv_timer_start(&sc->identity_debounce, on_identity_debounce, SC_IDENTITY_RELOAD_DEBOUNCE_MS, 0);
+}
+
+/* Watches the directories of --cert, --key and --bundle (each once). */
+static void start_identity_watch(sc_sidecar_t *sc)
+{
+    const char *paths[] = {sc->cfg->cert, sc->cfg->key, sc->cfg->bundle};
+    char dirs[3][SC_PATH_MAX];
+    int rc;
+
+    uv_timer_init(sc->loop, &sc->identity_debounce);
+    sc->identity_debounce.data = sc;
+    for (size_t i = 0; i != 3; ++i) {
+        char copy[SC_PATH_MAX];
+        snprintf(copy, sizeof(copy), "%s", paths[i]);
+        snprintf(dirs[i], sizeof(dirs[i]), "%s", dirname(copy));
+        int seen = 0;
+        for (size_t j = 0; j != i; ++j)
+            seen |= strcmp(dirs[i], dirs[j]) == 0;
+        if (seen)
+            continue;
+        uv_fs_event_t *h = &sc->identity_watch[sc->num_identity_watches];
+        uv_fs_event_init(sc->loop, h);
+        h->data = sc;
+        if ((rc = uv_fs_event_start(h, on_identity_dir_event, dirs[i], 0)) != 0) {
+            cmn_log_warn("cannot watch %s for certificate changes (%s); SIGHUP still reloads", dirs[i], uv_strerror(rc));
+            uv_close((uv_handle_t *)h, NULL);
+            continue;
+        }
+        ++sc->num_identity_watches;
+    }
+}
+
+static void on_policy_debounce(uv_timer_t *timer)
+{
+    reload_policy(timer->data, "file change");
+}
+
+static void on_policy_dir_event(uv_fs_event_t *handle, const char *filename, int events, int status)
+{
+    sc_sidecar_t *sc = handle->data;
+    (void)filename, (void)events;
+    if (status != 0)
+        return;
+    /* any change in the directory counts: a ConfigMap update swaps the "..data" symlink, not the file */
+    uv_timer_start(&sc->policy_debounce, on_policy_debounce, SC_POLICY_RELOAD_DEBOUNCE_MS, 0);
+}
+
+static void start_policy_watch(sc_sidecar_t *sc)
+{
+    char copy[SC_PATH_MAX];
+    int rc;
+
+    uv_timer_init(sc->loop, &sc->policy_debounce);
+    sc->policy_debounce.data = sc;
+    if (sc->cfg->policy[0] == '\0')
+        return;
+    snprintf(copy, sizeof(copy), "%s", sc->cfg->policy);
+    const char *dir = dirname(copy);
+    uv_fs_event_init(sc->loop, &sc->policy_watch);
+    sc->policy_watch.data = sc;
+    if ((rc = uv_fs_event_start(&sc->policy_watch, on_policy_dir_event, dir, 0)) != 0) {
+        cmn_log_warn("cannot watch %s for policy changes (%s); SIGHUP still reloads", dir, uv_strerror(rc));
+        uv_close((uv_handle_t *)&sc->policy_watch, NULL);
+        return;
+    }
+    sc->policy_watching = 1;
+}
+
+static void close_if_open(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_drain_poll(uv_timer_t *timer)
+{
+    sc_sidecar_t *sc = timer->data;
+    if (sc->has_inbound && !sc_inbound_stopped(&sc->inbound))
+        return;
+    if (sc->has_inbound) {
+        size_t cut = sc_inbound_cut_connections(&sc->inbound);
+        if (cut != 0)
+            cmn_log_warn("drain: %zu connection(s) were still open at the deadline", cut);
+    }
+    cmn_log_info("drained; exiting");
+    sc->draining = 2;
+    sc_admin_stop(sc);
+    close_if_open((uv_handle_t *)&sc->drain_poll);
+    close_if_open((uv_handle_t *)&sc->policy_debounce);
+    close_if_open((uv_handle_t *)&sc->identity_debounce);
+    for (size_t i = 0; i != sc->num_identity_watches; ++i)
+        close_if_open((uv_handle_t *)&sc->identity_watch[i]);
+    if (sc->policy_watching)
+        close_if_open((uv_handle_t *)&sc->policy_watch);
+    close_if_open((uv_handle_t *)&sc->sigterm);
+    close_if_open((uv_handle_t *)&sc->sigint);
+    close_if_open((uv_handle_t *)&sc->sighup);
+    uv_stop(sc->loop);
+}
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    sc_sidecar_t *sc = handle->data;
+    if (signum == SIGHUP) {
+        reload_identity(sc, "SIGHUP");
+        reload_policy(sc, "SIGHUP");
+        return;
+    }
+    if (sc->draining)
+        return;
+    sc->draining = 1;
+    cmn_log_info("%s: draining (up to %lld ms): /ready now answers 503, listeners close", strsignal(signum),
+                 (long long)sc->cfg->drain_timeout_ms);
+    if (sc->has_inbound)
+        sc_inbound_drain(&sc->inbound);
+    uv_timer_init(sc->loop, &sc->drain_poll);
+    sc->drain_poll.data = sc;
+    uv_timer_start(&sc->drain_poll, on_drain_poll, 0, SC_DRAIN_POLL_MS);
+}
+
+static int start_signal(sc_sidecar_t *sc, uv_signal_t *h, int signum)
+{
+    uv_signal_init(sc->loop, h);
+    h->data = sc;
+    return uv_signal_start(h, on_signal, signum);
+}
+
+int sc_sidecar_run(const sc_config_t *cfg)
+{
+    static sc_sidecar_t sidecar; /* large (per-worker metrics); lives for the whole process */
+    sc_sidecar_t *sc = &sidecar;
+    sc_tls_source_t src = {cfg->cert, cfg->key, cfg->bundle};
+    sc_policy_error_t perr;
+    char err[1024];
+
+    memset(sc, 0, sizeof(*sc));
+    sc->cfg = cfg;
+    sc->started_at = time(NULL);
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&sc->main_loop);
+    sc->loop = &sc->main_loop;
+
+    if (sc_tls_load(&src, &sc_inbound_tls_hooks, time(NULL), &sc->tls, err, sizeof(err)) != 0) {
+        cmn_log_error("%s", err);
+        return 1;
+    }
+    if (cfg->policy[0] != '\0') {
+        if (sc_policy_load_file(cfg->policy, &sc->policy, &perr) != 0) {
+            sc_policy_error_format(cfg->policy, &perr, err, sizeof(err));
+            cmn_log_error("--policy: %s", err);
+            return 1;
+        }
+    } else if (sc_policy_new_empty("(no --policy: every request is denied)", &sc->policy) != 0) {
+        cmn_log_error("out of memory");
+        return 1;
+    }
+    sc->policy_loaded_at = time(NULL);
+    if (sc_admin_start(sc, err, sizeof(err)) != 0) {
+        cmn_log_error("%s", err);
+        return 1;
+    }
+    sc->has_inbound = strcmp(cfg->inbound, "off") != 0;
+    if (sc->has_inbound) {
+        if (sc_inbound_init(&sc->inbound, cfg->inbound, cfg->app, (size_t)cfg->threads,
+                            (uint64_t)cfg->drain_timeout_ms, sc->tls, sc->policy, err, sizeof(err)) != 0) {
+            cmn_log_error("%s", err);
+            return 1;
+        }
+    }
+    if (start_signal(sc, &sc->sigterm, SIGTERM) != 0 || start_signal(sc, &sc->sigint, SIGINT) != 0 ||
+        start_signal(sc, &sc->sighup, SIGHUP) != 0) {
+        cmn_log_error("cannot install signal handlers");
+        return 1;
+    }
+    start_policy_watch(sc);
+    start_identity_watch(sc);
+    if (sc->has_inbound && sc_inbound_start(&sc->inbound) != 0) {
+        cmn_log_error("cannot start worker threads");
+        return 1;
+    }
+    cmn_log_info("identity %s (serial %s); inbound %s -> app %s with %d thread(s); admin %s; policy %s (%zu rule(s), %s)",
+                 sc->tls->spiffe_id, sc->tls->leaf.serial, sc->has_inbound ? cfg->inbound : "off", cfg->app,
+                 cfg->threads, cfg->admin, sc_policy_source(sc->policy), sc_policy_num_rules(sc->policy),
+                 sc_policy_mode(sc->policy) == SC_POLICY_AUDIT ? "audit" : "enforce");
+    uv_run(sc->loop, UV_RUN_DEFAULT);
+    return 0;
+}

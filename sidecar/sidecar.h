@@ -1,0 +1,58 @@
+/* The seam-sidecar process: wires config, identity, policy, inbound workers and the admin endpoint. */
+#ifndef SEAM_SIDECAR_SIDECAR_H
+#define SEAM_SIDECAR_SIDECAR_H
+
+#include <time.h>
+#include <uv.h>
+
+#include "sidecar/config.h"
+#include "sidecar/inbound.h"
+#include "sidecar/metrics.h"
+#include "sidecar/policy.h"
+#include "sidecar/tls.h"
+
+#define SC_POLICY_RELOAD_DEBOUNCE_MS 100 /* a burst of file events becomes one reload */
+#define SC_IDENTITY_RELOAD_DEBOUNCE_MS 500 /* certificate and key are often written one after the other */
+#define SC_DRAIN_POLL_MS 50              /* how often the main loop checks that workers stopped */
+
+/* The process's main-thread state. Workers never touch it. */
+typedef struct st_sc_sidecar_t {
+    const sc_config_t *cfg;
+    uv_loop_t main_loop;
+    uv_loop_t *loop;
+    time_t started_at;
+    sc_tls_t *tls;       /* current identity snapshot (main thread's reference) */
+    sc_policy_t *policy; /* current policy (main thread's reference) */
+    time_t policy_loaded_at;
+    int has_inbound;
+    sc_inbound_t inbound;
+    int draining;
+    sc_metrics_process_t proc;
+    sc_metrics_t admin_metrics; /* zero: the admin endpoint counts nothing, but /metrics sums a list */
+    /* admin endpoint */
+    h2o_globalconf_t admin_conf;
+    h2o_context_t admin_ctx;
+    h2o_accept_ctx_t admin_accept;
+    uv_tcp_t admin_listener;
+    /* signals, file watch, timers */
+    uv_signal_t sigterm, sigint, sighup;
+    uv_fs_event_t policy_watch;
+    int policy_watching;
+    uv_timer_t policy_debounce;
+    uv_timer_t drain_poll;
+    uv_fs_event_t identity_watch[3]; /* directories of --cert, --key, --bundle */
+    size_t num_identity_watches;
+    uv_timer_t identity_debounce;
+    time_t last_rotation; /* last successful certificate reload; 0: none */
+} sc_sidecar_t;
+
+/* Runs the sidecar until it has drained after SIGTERM. Returns the process exit code (0, or 1 on start-up failure). */
+int sc_sidecar_run(const sc_config_t *cfg);
+
+/* Admin endpoint (admin.c): binds cfg->admin on sc->loop. Returns 0, SC_E_ADDRESS or SC_E_LISTEN with err. */
+int sc_admin_start(sc_sidecar_t *sc, char *err, size_t err_cap) __attribute__((warn_unused_result));
+
+/* Stops accepting admin connections. */
+void sc_admin_stop(sc_sidecar_t *sc);
+
+#endif

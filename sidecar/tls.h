@@ -1,0 +1,60 @@
+/* The sidecar's TLS identity: an immutable, reference-counted snapshot of certificate, key, bundle and SSL_CTX. */
+#ifndef SEAM_SIDECAR_TLS_H
+#define SEAM_SIDECAR_TLS_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "certs/info.h"
+#include "certs/spiffe.h"
+#include "certs/verify.h"
+
+#define SC_TLS_SESSION_TIMEOUT_S 300 /* lifetime of inbound session tickets */
+#define SC_TLS_CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define SC_TLS_GROUPS "X25519:P-256"
+
+/*
+ * Callbacks the connection layer installs on every SSL made from a snapshot.
+ * on_verify runs once per full handshake, after the certs library judged the
+ * peer's chain: rc 0 with res->spiffe_id, or a crt_error_t category.
+ * on_info is OpenSSL's info callback (alerts, handshake done).
+ */
+typedef struct st_sc_tls_hooks_t {
+    void (*on_verify)(SSL *ssl, int rc, const crt_verify_result_t *res);
+    void (*on_info)(const SSL *ssl, int where, int ret);
+} sc_tls_hooks_t;
+
+/* Where a snapshot's identity comes from (static files now; the CA client later). */
+typedef struct st_sc_tls_source_t {
+    const char *cert_path;   /* leaf + intermediates, PEM */
+    const char *key_path;    /* ECDSA P-256 key, PEM */
+    const char *bundle_path; /* roots, PEM */
+} sc_tls_source_t;
+
+typedef struct st_sc_tls_t {
+    int refcnt;
+    SSL_CTX *server_ctx;        /* inbound: TLS 1.3, client certificate required */
+    crt_bundle_t *bundle;       /* trust bundle (one reference held) */
+    char spiffe_id[CRT_SPIFFE_ID_MAX + 1];
+    crt_cert_info_t leaf;       /* facts of the own leaf */
+    char *chain_pem;            /* own chain as PEM (public) */
+    char *bundle_pem;           /* roots as PEM (public) */
+    time_t loaded_at;
+    const sc_tls_hooks_t *hooks; /* borrowed; outlives every snapshot */
+} sc_tls_t;
+
+/*
+ * Builds a snapshot from static files: reads them, checks the key matches the
+ * leaf and that the own chain verifies against the bundle at now with one
+ * SPIFFE ID. Returns 0 and a snapshot with one reference, or SC_E_IO /
+ * SC_E_IDENTITY / SC_E_NOMEM with err (one
+ * line naming the file and the cause). The key is cleansed from memory after use.
+ */
+int sc_tls_load(const sc_tls_source_t *src, const sc_tls_hooks_t *hooks, time_t now, sc_tls_t **out, char *err,
+                size_t err_cap) __attribute__((warn_unused_result));
+
+void sc_tls_addref(sc_tls_t *tls);
+void sc_tls_release(sc_tls_t *tls);
+
+#endif

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# seam-sidecar's command line: --help, --version, exit codes and one-line errors that
+# name the flag or file, the --config file, and the admin endpoint's loopback rule.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/sidecar_lib.sh"
+cd "$WORK" || exit 1
+
+make_ca ca
+make_leaf server "$SERVER_ID"
+"$TESTCERT" --ca-dir ca --uri "$SERVER_ID" --not-before -7200 --not-after -3600 --out expired
+
+# run NAME WANT_RC ARGS...: runs the sidecar (it must exit by itself), keeps stdout/stderr.
+run() {
+    local name=$1 want=$2
+    shift 2
+    timeout 10 "$SIDECAR" "$@" >out 2>err
+    local rc=$?
+    OUT=$(cat out)
+    ERR=$(cat err)
+    check "$name: exit code" "$want" "$rc"
+}
+one_line() {
+    check "$1: one error line" 1 "$(grep -c . err)"
+    check_contains "$1: names $2" "$2" "$ERR"
+}
+IDENT=(--cert server.pem --key server.key --bundle ca/bundle.pem)
+
+run "--version" 0 --version
+check_contains "--version prints the version" "seam-sidecar 0." "$OUT"
+run "--help" 0 --help
+check_contains "--help lists --policy" "--policy FILE" "$OUT"
+check_contains "--help lists --drain-timeout" "--drain-timeout" "$OUT"
+run "unknown flag" 2 --bogus
+one_line "unknown flag" "--bogus"
+run "no identity" 2 --inbound 127.0.0.1:1
+one_line "no identity" "--cert, --key and --bundle"
+run "bad --threads" 2 "${IDENT[@]}" --threads 0
+one_line "bad --threads" "--threads"
+run "bad --drain-timeout" 2 "${IDENT[@]}" --drain-timeout 5y
+one_line "bad --drain-timeout" "--drain-timeout"
+run "non-loopback admin" 2 "${IDENT[@]}" --admin 0.0.0.0:15000
+one_line "non-loopback admin" "--admin-allow-remote"
+run "outbound not yet" 2 "${IDENT[@]}" --outbound 127.0.0.1:15001
+one_line "outbound not yet" "issue #5"
+run "CA mode not yet" 2 --ca-url https://127.0.0.1:15012 --ca-bundle ca/bundle.pem --token-file t
+one_line "CA mode not yet" "issue #6"
+run "missing cert file" 1 --cert nope.pem --key server.key --bundle ca/bundle.pem --inbound off --admin 127.0.0.1:$(free_port)
+one_line "missing cert file" "nope.pem"
+run "expired own certificate" 1 --cert expired.pem --key expired.key --bundle ca/bundle.pem --inbound off \
+    --admin 127.0.0.1:$(free_port)
+one_line "expired own certificate" "expired"
+run "key of another certificate" 1 --cert server.pem --key expired.key --bundle ca/bundle.pem --inbound off \
+    --admin 127.0.0.1:$(free_port)
+check_contains "key mismatch names the files" "server.pem" "$ERR"
+printf '{"rules": [{"name": "a", "methods": ["get"]}]}' >bad-policy.json
+run "bad policy at start" 1 "${IDENT[@]}" --inbound off --admin 127.0.0.1:$(free_port) --policy bad-policy.json
+one_line "bad policy at start" "bad-policy.json: rules[0].methods[0]"
+printf '{"threads": 2, "unknown": 1}' >bad-config.json
+run "bad --config key" 2 --config bad-config.json
+one_line "bad --config key" "bad-config.json: unknown: unknown key"
+BUSY=$(free_port)
+start_bg busy python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$BUSY)); s.listen(); time.sleep(30)"
+wait_port "$BUSY" 10
+run "inbound port in use" 1 "${IDENT[@]}" --inbound 127.0.0.1:$BUSY --admin 127.0.0.1:$(free_port)
+one_line "inbound port in use" "--inbound 127.0.0.1:$BUSY"
+
+# a --config file with the flags' keys; a flag overrides it
+ADMIN_PORT=$(free_port)
+IN_PORT=$(free_port)
+cat >config.json <<EOF
+{"cert": "$WORK/server.pem", "key": "$WORK/server.key", "bundle": "$WORK/ca/bundle.pem",
+ "inbound": "127.0.0.1:$IN_PORT", "app": "127.0.0.1:1", "admin": "127.0.0.1:$ADMIN_PORT",
+ "threads": 3, "drain-timeout": "2s"}
+EOF
+start_bg cfg "$SIDECAR" --config config.json --threads 2
+CFG_PID=$LAST_PID
+wait_port "$ADMIN_PORT" 10
+CONFIG=$(curl -s "http://127.0.0.1:$ADMIN_PORT/config")
+check_contains "/config: flag wins over file" '"threads": 2' "$CONFIG"
+check_contains "/config: file value kept" '"drain-timeout": "2s"' "$CONFIG"
+check_contains "/config: cert path" "\"cert\": \"$WORK/server.pem\"" "$CONFIG"
+wait_port "$IN_PORT" 10 && pass "inbound from --config listens" || fail "inbound from --config listens"
+check "no policy: /policy says so" 1 "$(curl -s "http://127.0.0.1:$ADMIN_PORT/policy" | grep -c 'every request is denied')"
+kill -TERM "$CFG_PID"
+wait "$CFG_PID"
+check "SIGTERM exit code" 0 "$?"
+
+finish

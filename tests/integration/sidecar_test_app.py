@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""A small HTTP/1.1 app for the sidecar's integration tests: it echoes what it received.
+
+usage: sidecar_test_app.py PORT
+
+Every request gets 200 with a JSON body: method, path, the x-forwarded-client-cert
+values it saw (a list, so a duplicate shows), the Host header and the body length.
+/slow?ms=N waits N milliseconds before answering (requests in flight during a drain);
+any path ending in /bytes?n=N answers N bytes of "x" instead.
+"""
+import json
+import sys
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the sidecar's pool expects
+
+    def _answer(self):
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        url = urllib.parse.urlsplit(self.path)
+        if url.path.endswith("/bytes"):
+            n = int(urllib.parse.parse_qs(url.query).get("n", ["0"])[0])
+            self.send_response(200)
+            self.send_header("content-type", "application/octet-stream")
+            self.send_header("content-length", str(n))
+            self.end_headers()
+            chunk = b"x" * 65536
+            while n > 0 and self.command != "HEAD":
+                self.wfile.write(chunk[:min(n, len(chunk))])
+                n -= min(n, len(chunk))
+            return
+        if url.path == "/slow":
+            ms = int(urllib.parse.parse_qs(url.query).get("ms", ["500"])[0])
+            time.sleep(ms / 1000.0)
+        out = json.dumps({
+            "method": self.command,
+            "path": self.path,
+            "xfcc": self.headers.get_all("x-forwarded-client-cert") or [],
+            "host": self.headers.get("host"),
+            "body_length": len(body),
+        }).encode() + b"\n"
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(out)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(out)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _answer
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+class Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the sidecar opens many pooled connections at once under load
+    daemon_threads = True
+
+
+def main():
+    server = Server(("127.0.0.1", int(sys.argv[1])), Handler)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
