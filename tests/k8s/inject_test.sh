@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# tools/seam-inject: output that validates like the manifests, idempotence,
+# and a clear one-line refusal for every kind of input it cannot understand.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+inject=$top/tools/seam-inject
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok - $1"; }
+bad() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
+
+cat >"$work/app.yaml" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+          ports:
+            - containerPort: 8080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+    - port: 80
+YAML
+flags=(--policy-configmap web-seam-policy --routes-configmap web-seam-routes)
+
+if "$inject" "${flags[@]}" <"$work/app.yaml" >"$work/once.yaml" 2>"$work/err"; then ok "inject a Deployment"; else bad "inject a Deployment" "$(cat "$work/err")"; fi
+"$inject" "${flags[@]}" <"$work/once.yaml" >"$work/twice.yaml" 2>/dev/null
+cmp -s "$work/once.yaml" "$work/twice.yaml" && ok "inject is idempotent" || bad "inject is idempotent"
+[ "$(grep -c 'name: seam-sidecar' "$work/once.yaml")" = 1 ] && ok "one sidecar added" || bad "one sidecar added"
+grep -q -- '--app=127.0.0.1:8080' "$work/once.yaml" && ok "app port taken from containerPort" || bad "app port taken from containerPort"
+grep -q 'audience: seam-ca' "$work/once.yaml" && ok "projected token for seam-ca" || bad "projected token for seam-ca"
+grep -q 'kind: Service' "$work/once.yaml" && ok "other objects pass through" || bad "other objects pass through"
+"$inject" "${flags[@]}" --transparent <"$work/app.yaml" >"$work/transparent.yaml"
+grep -q 'NET_ADMIN' "$work/transparent.yaml" && grep -q -- '--transparent' "$work/transparent.yaml" &&
+    ok "--transparent adds the interception init container" || bad "--transparent adds the interception init container"
+python3 -c 'import json,sys,yaml; json.dump(list(yaml.safe_load_all(open(sys.argv[1])))[0], open(sys.argv[2],"w"))' \
+    "$work/app.yaml" "$work/app.json"
+"$inject" "${flags[@]}" <"$work/app.json" >"$work/once.json" && python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$work/once.json" &&
+    ok "JSON in, JSON out" || bad "JSON in, JSON out"
+
+for f in once.yaml transparent.yaml; do
+    if node "$here/validate.js" "$work/$f" >"$work/v.log"; then ok "validate.js accepts injected $f"; else bad "validate.js accepts injected $f" "$(grep 'not ok' "$work/v.log")"; fi
+    if python3 "$here/roundtrip.py" "$work/$f" >"$work/r.log"; then ok "kubectl round trip of injected $f"; else bad "kubectl round trip of injected $f" "$(grep 'not ok' "$work/r.log")"; fi
+done
+
+# refusals: exit 1 and one line naming what is wrong
+refuse() {
+    local name=$1 want=$2 input=$3
+    shift 3
+    printf '%s' "$input" | "$inject" "$@" >/dev/null 2>"$work/err"
+    local rc=$?
+    local lines
+    lines=$(grep -c . "$work/err")
+    if [ "$rc" -ne 0 ] && [ "$lines" = 1 ] && grep -q -- "$want" "$work/err"; then ok "refuses $name"; else bad "refuses $name" "rc=$rc $(cat "$work/err")"; fi
+}
+refuse "unparseable YAML" "cannot parse YAML" ': : :' "${flags[@]}"
+refuse "unparseable JSON" "cannot parse JSON" '{"kind": ' "${flags[@]}"
+refuse "empty input" "no Kubernetes object" '' "${flags[@]}"
+refuse "a scalar" "not a Kubernetes object" 'hello' "${flags[@]}"
+refuse "no kind" "missing apiVersion or kind" 'metadata: {name: x}' "${flags[@]}"
+refuse "a Deployment without containers" "no containers to mesh" \
+    '{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"a"},"spec":{"template":{"spec":{}}}}' "${flags[@]}"
+refuse "a Deployment without a template" "spec.template.spec is missing" \
+    '{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"a"},"spec":{}}' "${flags[@]}"
+refuse "no app port" "no containerPort" \
+    '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{"containers":[{"name":"a","image":"x"}]}}' "${flags[@]}"
+refuse "a volume name clash" "already used" \
+    '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{"volumes":[{"name":"seam-token","emptyDir":{}}],"containers":[{"name":"a","image":"x","ports":[{"containerPort":80}]}]}}' "${flags[@]}"
+"$inject" </dev/null >/dev/null 2>&1
+[ $? -eq 2 ] && ok "no listener chosen is a usage error" || bad "no listener chosen is a usage error"
+
+echo "inject: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
