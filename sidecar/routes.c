@@ -182,7 +182,8 @@ int sc_routes_parse(const char *name, const char *json, size_t len, sc_routes_t 
         snprintf(route->identity, sizeof(route->identity), "%s", identity);
         routes->count++;
     }
-    qsort(routes->routes, routes->count, sizeof(sc_route_t), compare_routes);
+    if (routes->count > 1) /* qsort wants a non-NULL base even for zero items */
+        qsort(routes->routes, routes->count, sizeof(sc_route_t), compare_routes);
     for (size_t i = 1; i < routes->count; ++i)
         if (strcmp(routes->routes[i - 1].host, routes->routes[i].host) == 0)
             FAIL("%s: host \"%s\" appears in more than one route", name, routes->routes[i].host);
