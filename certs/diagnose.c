@@ -17,6 +17,7 @@
 
 #include "certs/error.h"
 #include "certs/pem.h"
+#include "common/connect.h"
 #include "common/wait.h"
 
 #define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
@@ -85,49 +86,21 @@ struct diag_state {
 /* Connects to the first address that accepts; returns fd or -1 with res filled. */
 static int connect_with_deadline(const crt_diag_opts_t *opts, long long deadline, crt_diag_result_t *res)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *list = NULL;
-    int fd = -1, saw_timeout = 0, err;
-
-    if ((err = getaddrinfo(opts->host, opts->port, &hints, &list)) != 0) {
+    int fd = -1;
+    switch (cmn_connect(opts->host, opts->port, deadline, &fd, res->detail, sizeof(res->detail))) {
+    case CMN_CONNECT_OK:
+        return fd;
+    case CMN_CONNECT_DNS:
         res->diag = CRT_DIAG_DNS_FAILURE;
-        snprintf(res->detail, sizeof(res->detail), "%s: %s", opts->host, gai_strerror(err));
+        return -1;
+    case CMN_CONNECT_TIMEOUT:
+        res->diag = CRT_DIAG_TIMEOUT;
+        return -1;
+    case CMN_CONNECT_REFUSED:
+    default:
+        res->diag = CRT_DIAG_CONNECTION_REFUSED;
         return -1;
     }
-    for (struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
-        if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol)) < 0)
-            continue;
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        if (errno == EINPROGRESS) {
-            int r = cmn_wait_fd(fd, POLLOUT, deadline);
-            socklen_t len = sizeof(err);
-            if (r > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
-                break;
-            if (r == 0)
-                saw_timeout = 1;
-            else
-                errno = r > 0 ? err : errno;
-        }
-        int saved = errno;
-        close(fd);
-        fd = -1;
-        errno = saved;
-    }
-    if (fd < 0) {
-        if (saw_timeout) {
-            res->diag = CRT_DIAG_TIMEOUT;
-            snprintf(res->detail, sizeof(res->detail), "TCP connect to %s:%s timed out", opts->host, opts->port);
-        } else if (errno == ECONNREFUSED) {
-            res->diag = CRT_DIAG_CONNECTION_REFUSED;
-            snprintf(res->detail, sizeof(res->detail), "%s:%s refused the connection", opts->host, opts->port);
-        } else {
-            res->diag = CRT_DIAG_CONNECTION_REFUSED;
-            snprintf(res->detail, sizeof(res->detail), "connect to %s:%s: %s", opts->host, opts->port,
-                     strerror(errno));
-        }
-    }
-    freeaddrinfo(list);
-    return fd;
 }
 
 /* Runs Seam's chain verification in place of OpenSSL's, keeping the peer's chain for the report. */

@@ -1,0 +1,22 @@
+/* A TCP connect with a deadline, naming how it failed: for the blocking clients. */
+#ifndef SEAM_COMMON_CONNECT_H
+#define SEAM_COMMON_CONNECT_H
+
+#include <stddef.h>
+
+typedef enum {
+    CMN_CONNECT_OK = 0,
+    CMN_CONNECT_DNS,     /* the name does not resolve */
+    CMN_CONNECT_REFUSED, /* nothing listens (or another connect error: see err) */
+    CMN_CONNECT_TIMEOUT, /* no answer before the deadline */
+} cmn_connect_result_t;
+
+/*
+ * Connects to the first address of host:port that accepts before deadline_ms
+ * (cmn_monotonic_ms() time). On success stores a non-blocking, close-on-exec
+ * socket in *fd. Otherwise writes one line into err and returns the reason.
+ */
+cmn_connect_result_t cmn_connect(const char *host, const char *port, long long deadline_ms, int *fd, char *err,
+                                 size_t err_cap);
+
+#endif
