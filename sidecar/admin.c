@@ -116,7 +116,7 @@ static void handle_config(sc_sidecar_t *sc, h2o_req_t *req)
 
 static void handle_metrics(sc_sidecar_t *sc, h2o_req_t *req)
 {
-    sc_metrics_t *list[SC_THREADS_MAX + 1];
+    sc_metrics_t *list[2 * SC_THREADS_MAX + 1];
     size_t n = 0;
     char *text;
     size_t len;
@@ -125,6 +125,9 @@ static void handle_metrics(sc_sidecar_t *sc, h2o_req_t *req)
     if (sc->has_inbound)
         for (size_t i = 0; i != sc->inbound.num_workers && n < SC_THREADS_MAX + 1; ++i)
             list[n++] = &sc->inbound.workers[i].metrics;
+    if (sc->has_outbound)
+        for (size_t i = 0; i != sc->outbound.num_workers && n < 2 * SC_THREADS_MAX + 1; ++i)
+            list[n++] = &sc->outbound.workers[i].metrics;
     sc->proc.cert_expiry = (double)sc->tls->leaf.not_after;
     if (sc_metrics_render(list, n, &sc->proc, &text, &len) != 0) {
         send_text(req, 500, "Internal Server Error", "out of memory\n");

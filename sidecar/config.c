@@ -25,6 +25,10 @@ const char sc_config_usage[] =
     "  --app ADDR             the application behind the sidecar (default " SC_DEFAULT_APP ")\n"
     "  --admin ADDR           admin endpoint (default " SC_DEFAULT_ADMIN ")\n"
     "  --admin-allow-remote   allow a non-loopback admin address\n"
+    "  --routes FILE          outbound routes (JSON); turns the outbound listener on\n"
+    "  --outbound ADDR        plain HTTP/1.1 + h2c listener for the app (default " SC_DEFAULT_OUTBOUND "; \"off\")\n"
+    "  --upstream-timeout DUR time to the upstream's response headers, then 504 (default 15s)\n"
+    "  --upstream-idle-timeout DUR  idle mesh connections close after this (default 60s)\n"
     "Behaviour:\n"
     "  --policy FILE          inbound allow list (JSON); without it every request is denied\n"
     "  --threads N            worker threads (default 1, at most 64)\n"
@@ -32,9 +36,10 @@ const char sc_config_usage[] =
     "  --config FILE          JSON object with the same keys as the flags (flags win)\n"
     "  --help, --version\n"
     "Not available in this version (refused when given): --ca-url, --ca-bundle, --token-file,\n"
-    "--spiffe-id (CA-issued certificates), --outbound, --routes, --transparent (outbound mesh\n"
-    "traffic). --bundle-refresh and --upstream-timeout are parsed but have no effect yet.\n"
-    "Durations take ms, s, m, h suffixes. SIGHUP reloads the policy and the certificate files; SIGTERM drains and exits.\n";
+    "--spiffe-id (CA-issued certificates), --transparent (SO_ORIGINAL_DST routing).\n"
+    "--bundle-refresh is parsed but has no effect yet.\n"
+    "Durations take ms, s, m, h suffixes. SIGHUP reloads the policy, the routes and the certificate files;\n"
+    "SIGTERM drains and exits.\n";
 
 typedef enum { OPT_STRING, OPT_BOOL, OPT_INT, OPT_DURATION, OPT_CONFIG } opt_kind_t;
 
@@ -62,6 +67,7 @@ static const sc_option_t options[] = {
     STR_OPT("routes", routes),
     NUM_OPT("transparent", OPT_BOOL, transparent),
     NUM_OPT("upstream-timeout", OPT_DURATION, upstream_timeout_ms),
+    NUM_OPT("upstream-idle-timeout", OPT_DURATION, upstream_idle_timeout_ms),
     STR_OPT("admin", admin),
     NUM_OPT("admin-allow-remote", OPT_BOOL, admin_allow_remote),
     STR_OPT("policy", policy),
@@ -81,7 +87,8 @@ void sc_config_defaults(sc_config_t *cfg)
     snprintf(cfg->admin, sizeof(cfg->admin), "%s", SC_DEFAULT_ADMIN);
     cfg->threads = 1;
     cfg->drain_timeout_ms = SC_DEFAULT_DRAIN_MS;
-    cfg->upstream_timeout_ms = 15000;
+    cfg->upstream_timeout_ms = SC_DEFAULT_UPSTREAM_TIMEOUT_MS;
+    cfg->upstream_idle_timeout_ms = SC_DEFAULT_UPSTREAM_IDLE_MS;
     cfg->bundle_refresh_ms = 5 * 60 * 1000;
 }
 
@@ -333,6 +340,16 @@ static int check_addr(const char *flag, const char *value, char *err, size_t err
     return 0;
 }
 
+int sc_config_has_outbound(const sc_config_t *cfg)
+{
+    return cfg->routes[0] != '\0' && strcmp(cfg->outbound, "off") != 0;
+}
+
+const char *sc_config_outbound_addr(const sc_config_t *cfg)
+{
+    return cfg->outbound[0] != '\0' ? cfg->outbound : SC_DEFAULT_OUTBOUND;
+}
+
 int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
 {
     static const struct {
@@ -344,8 +361,6 @@ int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
         {"ca-bundle", offsetof(sc_config_t, ca_bundle), "CA-issued certificates (issue #6)"},
         {"token-file", offsetof(sc_config_t, token_file), "CA-issued certificates (issue #6)"},
         {"spiffe-id", offsetof(sc_config_t, spiffe_id), "CA-issued certificates (issue #6)"},
-        {"outbound", offsetof(sc_config_t, outbound), "the outbound listener (issue #5)"},
-        {"routes", offsetof(sc_config_t, routes), "the outbound listener (issue #5)"},
     };
     for (size_t i = 0; i != sizeof(later) / sizeof(later[0]); ++i) {
         if (((const char *)cfg + later[i].offset)[0] != '\0') {
@@ -354,9 +369,19 @@ int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
         }
     }
     if (cfg->transparent) {
-        snprintf(err, err_cap, "--transparent: the outbound listener (issue #5) is not available in this version");
+        snprintf(err, err_cap, "--transparent: routing by the original destination (SO_ORIGINAL_DST) is not available "
+                               "in this version (issue #5); route by Host or the forward-proxy form instead");
         return SC_E_USAGE;
     }
+    if (cfg->outbound[0] != '\0' && strcmp(cfg->outbound, "off") != 0) {
+        if (cfg->routes[0] == '\0') {
+            snprintf(err, err_cap, "--outbound %s needs --routes FILE (the hosts the app may reach)", cfg->outbound);
+            return SC_E_USAGE;
+        }
+        if (check_addr("outbound", cfg->outbound, err, err_cap) != 0)
+            return SC_E_USAGE;
+    }
+
     if (cfg->cert[0] == '\0' || cfg->key[0] == '\0' || cfg->bundle[0] == '\0') {
         snprintf(err, err_cap, "--cert, --key and --bundle are required (the identity's static files)");
         return SC_E_USAGE;

@@ -16,6 +16,9 @@
 #define SC_DEFAULT_APP "127.0.0.1:8080"
 #define SC_DEFAULT_ADMIN "127.0.0.1:15000"
 #define SC_DEFAULT_DRAIN_MS 10000
+#define SC_DEFAULT_OUTBOUND "127.0.0.1:15001"
+#define SC_DEFAULT_UPSTREAM_TIMEOUT_MS 15000
+#define SC_DEFAULT_UPSTREAM_IDLE_MS 60000
 
 /* Every setting; strings are "" when not given. */
 typedef struct st_sc_config_t {
@@ -35,6 +38,7 @@ typedef struct st_sc_config_t {
     char routes[SC_PATH_MAX];
     int transparent;
     int64_t upstream_timeout_ms;
+    int64_t upstream_idle_timeout_ms;
     char admin[SC_ADDR_MAX];
     int admin_allow_remote;
     /* behaviour */
@@ -72,6 +76,12 @@ int sc_config_apply_json(sc_config_t *cfg, const char *text, size_t len, const c
  * refused, admin loopback unless allowed. Returns 0 or SC_E_USAGE with err.
  */
 int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap) __attribute__((warn_unused_result));
+
+/* True when the outbound listener runs: --routes given and --outbound not "off". */
+int sc_config_has_outbound(const sc_config_t *cfg);
+
+/* The outbound listen address (--outbound, or SC_DEFAULT_OUTBOUND). */
+const char *sc_config_outbound_addr(const sc_config_t *cfg);
 
 /* True when host (the part of a host:port before the port) is a loopback address. */
 int sc_addr_is_loopback(const char *hostport);

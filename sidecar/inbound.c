@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "sidecar/config.h"
 #include "sidecar/error.h"
+#include "sidecar/outbound.h"
 
 /* Request-scoped facts the handler leaves for the logger, under these env names. */
 #define ENV_DECISION "SEAM_DECISION"
@@ -179,6 +180,14 @@ static void on_tls_info(const SSL *ssl, int where, int ret)
 }
 
 const sc_tls_hooks_t sc_inbound_tls_hooks = {.on_verify = on_tls_verify, .on_info = on_tls_info};
+
+/* Both sides: inbound (server) handshakes report here, outbound (client) ones to outbound.c. */
+const sc_tls_hooks_t sc_sidecar_tls_hooks = {.on_verify = on_tls_verify,
+                                             .on_info = on_tls_info,
+                                             .client_expected_id = sc_outbound_expected_id,
+                                             .on_client_verify = sc_outbound_on_verify,
+                                             .on_client_session = sc_outbound_on_session,
+                                             .on_client_info = sc_outbound_on_info};
 
 /* ---- connections ---- */
 
@@ -609,6 +618,8 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
     in->globalconf.max_request_entity_size = SC_MAX_REQUEST_BODY_BYTES;
     in->globalconf.handshake_timeout = SC_HANDSHAKE_TIMEOUT_MS;
     in->globalconf.http2.max_concurrent_requests_per_connection = SC_H2_MAX_CONCURRENT_STREAMS;
+    /* longer than the outbound side's idle timeout, so the client closes an idle mesh connection first */
+    in->globalconf.http2.idle_timeout = SC_INBOUND_H2_IDLE_MS;
     in->globalconf.proxy.io_timeout = SC_APP_IO_TIMEOUT_MS;
     in->globalconf.proxy.preserve_x_forwarded_proto = 0;
     in->globalconf.proxy.emit_x_forwarded_headers = 1;

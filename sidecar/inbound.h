@@ -21,6 +21,8 @@
 #define SC_APP_KEEPALIVE_MS 2000                  /* idle pooled connections to the app close after this */
 #define SC_APP_IO_TIMEOUT_MS 30000                /* app read/write timeout; then 502 */
 #define SC_HANDSHAKE_TIMEOUT_MS 10000             /* inbound TLS handshake must finish within this */
+#define SC_INBOUND_H2_IDLE_MS 90000               /* an HTTP/2 connection without requests closes after this
+                                                     (above the outbound default, SC_DEFAULT_UPSTREAM_IDLE_MS) */
 #define SC_LISTEN_BACKLOG 1024
 #define SC_XFCC_HEADER "x-forwarded-client-cert"
 
@@ -73,6 +75,9 @@ struct st_sc_inbound_t {
 
 /* The TLS hooks the inbound connections need; pass them to sc_tls_load(). */
 extern const sc_tls_hooks_t sc_inbound_tls_hooks;
+
+/* The hooks of a sidecar with both sides (inbound server + outbound client handshakes). */
+extern const sc_tls_hooks_t sc_sidecar_tls_hooks;
 
 /*
  * Sets up num_workers workers listening on listen_addr ("0.0.0.0:15006") and

@@ -18,6 +18,9 @@ static const char *const reasons[] = {
     "wrong-key-usage",   "bad-signature",
     "name-constraint",   "invalid-chain",
     "identity-mismatch", SC_REASON_CLIENT_CERT_REQUIRED,
+    "name-mismatch",     "bad-certificate",
+    "client-cert-rejected", "connection-refused",
+    "dns-failure",       "tls-error",
     SC_REASON_NO_SHARED_CIPHER, SC_REASON_PLAIN_HTTP,
     SC_REASON_TIMEOUT,   SC_REASON_HANDSHAKE_FAILED,
 };
@@ -83,6 +86,13 @@ void sc_metrics_count_stream_rate_close(sc_metrics_t *m)
     add(&m->stream_rate_closes, 1);
 }
 
+void sc_metrics_upstream_connection_delta(sc_metrics_t *m, int delta)
+{
+    if (delta > 0)
+        add(&m->upstream_connections_opened, 1);
+    __atomic_fetch_add(&m->upstream_connections_active, (int64_t)delta, __ATOMIC_RELAXED);
+}
+
 typedef struct st_text_t {
     char *buf;
     size_t len, cap;
@@ -124,69 +134,81 @@ int sc_metrics_render(sc_metrics_t *const *workers, size_t n, const sc_metrics_p
 {
     static const uint64_t bounds[] = SC_METRICS_DURATION_BUCKETS_US;
     static const sc_decision_t decisions[] = {SC_DECISION_ALLOW, SC_DECISION_DENY, SC_DECISION_AUDIT_DENY};
-    sc_metrics_t sum;
+    static const char *const dirs[2] = {"inbound", "outbound"};
+    sc_metrics_t sums[2];
     text_t t = {NULL, 0, 4096, 0};
-    size_t w, i;
+    size_t w, i, d;
 
-    memset(&sum, 0, sizeof(sum));
+    memset(sums, 0, sizeof(sums));
     for (w = 0; w != n; ++w) {
         const sc_metrics_t *m = workers[w];
+        sc_metrics_t *sum = &sums[m->direction == SC_DIRECTION_OUTBOUND ? 1 : 0];
         for (i = 0; i != SC_METRICS_STATUS_MAX; ++i)
-            sum.requests[i] += get(&m->requests[i]);
+            sum->requests[i] += get(&m->requests[i]);
         for (i = 0; i != SC_METRICS_NUM_BUCKETS + 1; ++i)
-            sum.duration_buckets[i] += get(&m->duration_buckets[i]);
-        sum.duration_sum_us += get(&m->duration_sum_us);
+            sum->duration_buckets[i] += get(&m->duration_buckets[i]);
+        sum->duration_sum_us += get(&m->duration_sum_us);
         for (i = 0; i != 3; ++i)
-            sum.decisions[i] += get(&m->decisions[i]);
+            sum->decisions[i] += get(&m->decisions[i]);
         for (i = 0; i != 2; ++i)
-            sum.handshakes[i] += get(&m->handshakes[i]);
+            sum->handshakes[i] += get(&m->handshakes[i]);
         for (i = 0; i != SC_METRICS_MAX_REASONS; ++i)
-            sum.handshake_errors[i] += get(&m->handshake_errors[i]);
-        sum.connections_active += __atomic_load_n(&m->connections_active, __ATOMIC_RELAXED);
-        sum.stream_rate_closes += get(&m->stream_rate_closes);
+            sum->handshake_errors[i] += get(&m->handshake_errors[i]);
+        sum->connections_active += __atomic_load_n(&m->connections_active, __ATOMIC_RELAXED);
+        sum->stream_rate_closes += get(&m->stream_rate_closes);
+        sum->upstream_connections_opened += get(&m->upstream_connections_opened);
+        sum->upstream_connections_active += __atomic_load_n(&m->upstream_connections_active, __ATOMIC_RELAXED);
     }
     if ((t.buf = malloc(t.cap)) == NULL)
         return SC_E_NOMEM;
 
     emit(&t, "# HELP seam_requests_total Requests handled, by direction and status code.\n"
              "# TYPE seam_requests_total counter\n");
-    for (i = 0; i != SC_METRICS_STATUS_MAX; ++i)
-        if (sum.requests[i] != 0)
-            emit(&t, "seam_requests_total{direction=\"inbound\",code=\"%zu\"} %llu\n", i,
-                 (unsigned long long)sum.requests[i]);
+    for (d = 0; d != 2; ++d)
+        for (i = 0; i != SC_METRICS_STATUS_MAX; ++i)
+            if (sums[d].requests[i] != 0)
+                emit(&t, "seam_requests_total{direction=\"%s\",code=\"%zu\"} %llu\n", dirs[d], i,
+                     (unsigned long long)sums[d].requests[i]);
 
     emit(&t, "# HELP seam_request_duration_seconds Time from request start to response end.\n"
              "# TYPE seam_request_duration_seconds histogram\n");
-    uint64_t cumulative = 0;
-    for (i = 0; i != SC_METRICS_NUM_BUCKETS; ++i) {
-        cumulative += sum.duration_buckets[i];
-        emit(&t, "seam_request_duration_seconds_bucket{direction=\"inbound\",le=\"%g\"} %llu\n",
-             (double)bounds[i] / 1e6, (unsigned long long)cumulative);
+    for (d = 0; d != 2; ++d) {
+        uint64_t cumulative = 0;
+        for (i = 0; i != SC_METRICS_NUM_BUCKETS; ++i) {
+            cumulative += sums[d].duration_buckets[i];
+            emit(&t, "seam_request_duration_seconds_bucket{direction=\"%s\",le=\"%g\"} %llu\n", dirs[d],
+                 (double)bounds[i] / 1e6, (unsigned long long)cumulative);
+        }
+        cumulative += sums[d].duration_buckets[SC_METRICS_NUM_BUCKETS];
+        emit(&t, "seam_request_duration_seconds_bucket{direction=\"%s\",le=\"+Inf\"} %llu\n", dirs[d],
+             (unsigned long long)cumulative);
+        emit(&t, "seam_request_duration_seconds_sum{direction=\"%s\"} %.6f\n", dirs[d],
+             (double)sums[d].duration_sum_us / 1e6);
+        emit(&t, "seam_request_duration_seconds_count{direction=\"%s\"} %llu\n", dirs[d],
+             (unsigned long long)cumulative);
     }
-    cumulative += sum.duration_buckets[SC_METRICS_NUM_BUCKETS];
-    emit(&t, "seam_request_duration_seconds_bucket{direction=\"inbound\",le=\"+Inf\"} %llu\n",
-         (unsigned long long)cumulative);
-    emit(&t, "seam_request_duration_seconds_sum{direction=\"inbound\"} %.6f\n", (double)sum.duration_sum_us / 1e6);
-    emit(&t, "seam_request_duration_seconds_count{direction=\"inbound\"} %llu\n", (unsigned long long)cumulative);
 
     emit(&t, "# HELP seam_authz_decisions_total Policy decisions on inbound requests.\n"
              "# TYPE seam_authz_decisions_total counter\n");
     for (i = 0; i != 3; ++i)
         emit(&t, "seam_authz_decisions_total{decision=\"%s\"} %llu\n", sc_decision_name(decisions[i]),
-             (unsigned long long)sum.decisions[decisions[i]]);
+             (unsigned long long)sums[0].decisions[decisions[i]]);
 
     emit(&t, "# HELP seam_tls_handshakes_total Completed TLS handshakes.\n"
              "# TYPE seam_tls_handshakes_total counter\n");
-    emit(&t, "seam_tls_handshakes_total{direction=\"inbound\",resumed=\"false\"} %llu\n",
-         (unsigned long long)sum.handshakes[0]);
-    emit(&t, "seam_tls_handshakes_total{direction=\"inbound\",resumed=\"true\"} %llu\n",
-         (unsigned long long)sum.handshakes[1]);
+    for (d = 0; d != 2; ++d) {
+        emit(&t, "seam_tls_handshakes_total{direction=\"%s\",resumed=\"false\"} %llu\n", dirs[d],
+             (unsigned long long)sums[d].handshakes[0]);
+        emit(&t, "seam_tls_handshakes_total{direction=\"%s\",resumed=\"true\"} %llu\n", dirs[d],
+             (unsigned long long)sums[d].handshakes[1]);
+    }
 
     emit(&t, "# HELP seam_tls_handshake_errors_total Failed TLS handshakes, by cause.\n"
              "# TYPE seam_tls_handshake_errors_total counter\n");
-    for (i = 0; i != NUM_REASONS; ++i)
-        emit(&t, "seam_tls_handshake_errors_total{direction=\"inbound\",reason=\"%s\"} %llu\n", reasons[i],
-             (unsigned long long)sum.handshake_errors[i]);
+    for (d = 0; d != 2; ++d)
+        for (i = 0; i != NUM_REASONS; ++i)
+            emit(&t, "seam_tls_handshake_errors_total{direction=\"%s\",reason=\"%s\"} %llu\n", dirs[d],
+                 reasons[i], (unsigned long long)sums[d].handshake_errors[i]);
 
     emit(&t, "# HELP seam_cert_expiry_timestamp_seconds notAfter of the sidecar's own certificate.\n"
              "# TYPE seam_cert_expiry_timestamp_seconds gauge\n"
@@ -199,8 +221,15 @@ int sc_metrics_render(sc_metrics_t *const *workers, size_t n, const sc_metrics_p
          (unsigned long long)proc->rotations_ok, (unsigned long long)proc->rotations_failed);
     emit(&t, "# HELP seam_connections_active Open connections.\n"
              "# TYPE seam_connections_active gauge\n"
-             "seam_connections_active{direction=\"inbound\"} %lld\n",
-         (long long)sum.connections_active);
+             "seam_connections_active{direction=\"inbound\"} %lld\n"
+             "seam_connections_active{direction=\"outbound\"} %lld\n"
+             "seam_connections_active{direction=\"upstream\"} %lld\n",
+         (long long)sums[0].connections_active, (long long)sums[1].connections_active,
+         (long long)sums[1].upstream_connections_active);
+    emit(&t, "# HELP seam_upstream_connections_opened_total Mesh connections the outbound side opened.\n"
+             "# TYPE seam_upstream_connections_opened_total counter\n"
+             "seam_upstream_connections_opened_total %llu\n",
+         (unsigned long long)sums[1].upstream_connections_opened);
     emit(&t, "# HELP seam_policy_reloads_total Policy file loads after start-up, by result.\n"
              "# TYPE seam_policy_reloads_total counter\n"
              "seam_policy_reloads_total{result=\"success\"} %llu\n"
@@ -209,7 +238,7 @@ int sc_metrics_render(sc_metrics_t *const *workers, size_t n, const sc_metrics_p
     emit(&t, "# HELP seam_h2_stream_rate_closes_total Connections closed for opening or resetting streams too fast.\n"
              "# TYPE seam_h2_stream_rate_closes_total counter\n"
              "seam_h2_stream_rate_closes_total{direction=\"inbound\"} %llu\n",
-         (unsigned long long)sum.stream_rate_closes);
+         (unsigned long long)sums[0].stream_rate_closes);
     if (t.failed) {
         free(t.buf);
         return SC_E_NOMEM;

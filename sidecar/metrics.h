@@ -27,7 +27,10 @@
  * One worker's counters. Only the owning worker writes them (relaxed atomic
  * adds, so a concurrent scrape reads whole values); nobody takes a lock.
  */
+typedef enum { SC_DIRECTION_INBOUND = 0, SC_DIRECTION_OUTBOUND = 1 } sc_direction_t;
+
 typedef struct st_sc_metrics_t {
+    sc_direction_t direction; /* set once by the owner before the worker starts; labels every series */
     uint64_t requests[SC_METRICS_STATUS_MAX];
     uint64_t duration_buckets[SC_METRICS_NUM_BUCKETS + 1]; /* last: +Inf */
     uint64_t duration_sum_us;
@@ -36,6 +39,9 @@ typedef struct st_sc_metrics_t {
     uint64_t handshake_errors[SC_METRICS_MAX_REASONS];
     int64_t connections_active;
     uint64_t stream_rate_closes;
+    /* outbound only: mesh (upstream) connections opened and currently open */
+    uint64_t upstream_connections_opened;
+    int64_t upstream_connections_active;
 } sc_metrics_t;
 
 /* The index of a handshake-error reason slug (stable table; unknown slugs map to "handshake-failed"). */
@@ -47,6 +53,7 @@ void sc_metrics_count_handshake(sc_metrics_t *m, int resumed);
 void sc_metrics_count_handshake_error(sc_metrics_t *m, const char *reason);
 void sc_metrics_connection_delta(sc_metrics_t *m, int delta);
 void sc_metrics_count_stream_rate_close(sc_metrics_t *m);
+void sc_metrics_upstream_connection_delta(sc_metrics_t *m, int delta); /* +1 also counts an opened one */
 
 /* Facts of the process that are not per-worker counters. */
 typedef struct st_sc_metrics_process_t {
@@ -58,7 +65,7 @@ typedef struct st_sc_metrics_process_t {
 } sc_metrics_process_t;
 
 /*
- * Renders the Prometheus text format of the sum of workers[0..n) plus proc
+ * Renders the Prometheus text format of the sum of workers[0..n) (per direction) plus proc
  * into a new heap string (*out, length *out_len; caller frees). Returns 0 or SC_E_NOMEM.
  */
 int sc_metrics_render(sc_metrics_t *const *workers, size_t n, const sc_metrics_process_t *proc, char **out,

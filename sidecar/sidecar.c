@@ -37,39 +37,124 @@ static void reload_policy(sc_sidecar_t *sc, const char *why)
                  sc_policy_mode(policy) == SC_POLICY_AUDIT ? "audit" : "enforce", sc_policy_num_rules(policy));
 }
 
+/*
+ * Counts and logs a refused certificate reload, once per distinct cause when the
+ * trigger is a file change: the sidecar's own log files may live in the watched
+ * directory, and logging a refusal must not trigger the next one.
+ */
+static void refuse_identity(sc_sidecar_t *sc, const char *why, const char *msg)
+{
+    if (strcmp(why, "SIGHUP") != 0 && strcmp(msg, sc->last_identity_error) == 0)
+        return;
+    snprintf(sc->last_identity_error, sizeof(sc->last_identity_error), "%s", msg);
+    ++sc->proc.rotations_failed;
+    cmn_log_error("certificate reload (%s) refused%s", why, msg);
+}
+
 /* Re-reads the static identity files; a snapshot that verifies and keeps the identity replaces the current one. */
 static void reload_identity(sc_sidecar_t *sc, const char *why)
 {
     sc_tls_source_t src = {sc->cfg->cert, sc->cfg->key, sc->cfg->bundle};
     sc_tls_t *tls = NULL;
-    char err[1024];
+    char err[1024], msg[1400];
 
     if (sc->draining)
         return;
-    if (sc_tls_load(&src, &sc_inbound_tls_hooks, time(NULL), &tls, err, sizeof(err)) != 0) {
-        ++sc->proc.rotations_failed;
-        cmn_log_error("certificate reload (%s) refused, the current certificate stays: %s", why, err);
+    if (sc_tls_load(&src, &sc_sidecar_tls_hooks, time(NULL), &tls, err, sizeof(err)) != 0) {
+        snprintf(msg, sizeof(msg), ", the current certificate stays: %s", err);
+        refuse_identity(sc, why, msg);
         return;
     }
     if (strcmp(tls->spiffe_id, sc->tls->spiffe_id) != 0) {
-        ++sc->proc.rotations_failed;
-        cmn_log_error("certificate reload (%s) refused: --cert %s names %s, but this sidecar is %s", why,
-                      sc->cfg->cert, tls->spiffe_id, sc->tls->spiffe_id);
+        snprintf(msg, sizeof(msg), ": --cert %s names %s, but this sidecar is %s", sc->cfg->cert, tls->spiffe_id,
+                 sc->tls->spiffe_id);
+        refuse_identity(sc, why, msg);
         sc_tls_release(tls);
         return;
     }
+    sc->last_identity_error[0] = '\0';
     if (strcmp(tls->chain_pem, sc->tls->chain_pem) == 0 && strcmp(tls->bundle_pem, sc->tls->bundle_pem) == 0) {
         sc_tls_release(tls); /* nothing changed */
         return;
     }
     if (sc->has_inbound)
         sc_inbound_publish_tls(&sc->inbound, tls);
+    if (sc->has_outbound)
+        sc_outbound_publish_tls(&sc->outbound, tls);
     cmn_log_info("certificate reloaded (%s): %s serial %s -> %s, valid until %lld", why, tls->spiffe_id,
                  sc->tls->leaf.serial, tls->leaf.serial, (long long)tls->leaf.not_after);
     sc_tls_release(sc->tls);
     sc->tls = tls;
     sc->last_rotation = time(NULL);
     ++sc->proc.rotations_ok;
+}
+
+static int routes_equal(const sc_routes_t *a, const sc_routes_t *b)
+{
+    if (sc_routes_count(a) != sc_routes_count(b))
+        return 0;
+    for (size_t i = 0; i != sc_routes_count(a); ++i) {
+        const sc_route_t *x = sc_routes_at(a, i), *y = sc_routes_at(b, i);
+        if (strcmp(x->host, y->host) != 0 || strcmp(x->upstream_host, y->upstream_host) != 0 ||
+            x->upstream_port != y->upstream_port || strcmp(x->identity, y->identity) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static void reload_routes(sc_sidecar_t *sc, const char *why)
+{
+    sc_routes_t *routes = NULL;
+    char err[1024];
+
+    if (!sc->has_outbound || sc->draining)
+        return;
+    if (sc_routes_load_file(sc->cfg->routes, &routes, err, sizeof(err)) != 0) {
+        cmn_log_error("routes reload (%s) refused, the previous routes stay in force: %s", why, err);
+        return;
+    }
+    if (strcmp(why, "SIGHUP") != 0 && routes_equal(routes, sc->routes)) {
+        sc_routes_release(routes); /* a touch, or another file in the directory changed */
+        return;
+    }
+    sc_outbound_publish_routes(&sc->outbound, routes);
+    sc_routes_release(sc->routes);
+    sc->routes = routes;
+    cmn_log_info("routes reloaded (%s) from %s: %zu route(s)", why, sc->cfg->routes, sc_routes_count(routes));
+}
+
+static void on_routes_debounce(uv_timer_t *timer)
+{
+    reload_routes(timer->data, "file change");
+}
+
+static void on_routes_dir_event(uv_fs_event_t *handle, const char *filename, int events, int status)
+{
+    sc_sidecar_t *sc = handle->data;
+    (void)filename, (void)events;
+    if (status == 0)
+        uv_timer_start(&sc->routes_debounce, on_routes_debounce, SC_POLICY_RELOAD_DEBOUNCE_MS, 0);
+}
+
+static void start_routes_watch(sc_sidecar_t *sc)
+{
+    char copy[SC_PATH_MAX];
+    int rc;
+
+    uv_timer_init(sc->loop, &sc->routes_debounce);
+    sc->routes_debounce.data = sc;
+    if (!sc->has_outbound)
+        return;
+    snprintf(copy, sizeof(copy), "%s", sc->cfg->routes);
+    const char *dir = dirname(copy);
+    uv_fs_event_init(sc->loop, &sc->routes_watch);
+    sc->routes_watch.data = sc;
+    if ((rc = uv_fs_event_start(&sc->routes_watch, on_routes_dir_event, dir, 0)) != 0) {
+        cmn_log_warn("cannot watch %s for routes changes (%s); SIGHUP still reloads", dir, uv_strerror(rc));
+        uv_close((uv_handle_t *)&sc->routes_watch, NULL);
+        return;
+    }
+    sc->routes_watching = 1;
 }
 
 static void on_identity_debounce(uv_timer_t *timer)
@@ -162,6 +247,8 @@ static void on_drain_poll(uv_timer_t *timer)
     sc_sidecar_t *sc = timer->data;
     if (sc->has_inbound && !sc_inbound_stopped(&sc->inbound))
         return;
+    if (sc->has_outbound && !sc_outbound_stopped(&sc->outbound))
+        return;
     if (sc->has_inbound) {
         size_t cut = sc_inbound_cut_connections(&sc->inbound);
         if (cut != 0)
@@ -173,6 +260,9 @@ static void on_drain_poll(uv_timer_t *timer)
     close_if_open((uv_handle_t *)&sc->drain_poll);
     close_if_open((uv_handle_t *)&sc->policy_debounce);
     close_if_open((uv_handle_t *)&sc->identity_debounce);
+    close_if_open((uv_handle_t *)&sc->routes_debounce);
+    if (sc->routes_watching)
+        close_if_open((uv_handle_t *)&sc->routes_watch);
     for (size_t i = 0; i != sc->num_identity_watches; ++i)
         close_if_open((uv_handle_t *)&sc->identity_watch[i]);
     if (sc->policy_watching)
@@ -189,6 +279,7 @@ static void on_signal(uv_signal_t *handle, int signum)
     if (signum == SIGHUP) {
         reload_identity(sc, "SIGHUP");
         reload_policy(sc, "SIGHUP");
+        reload_routes(sc, "SIGHUP");
         return;
     }
     if (sc->draining)
@@ -198,6 +289,8 @@ static void on_signal(uv_signal_t *handle, int signum)
                  (long long)sc->cfg->drain_timeout_ms);
     if (sc->has_inbound)
         sc_inbound_drain(&sc->inbound);
+    if (sc->has_outbound)
+        sc_outbound_drain(&sc->outbound);
     uv_timer_init(sc->loop, &sc->drain_poll);
     sc->drain_poll.data = sc;
     uv_timer_start(&sc->drain_poll, on_drain_poll, 0, SC_DRAIN_POLL_MS);
@@ -225,7 +318,7 @@ int sc_sidecar_run(const sc_config_t *cfg)
     uv_loop_init(&sc->main_loop);
     sc->loop = &sc->main_loop;
 
-    if (sc_tls_load(&src, &sc_inbound_tls_hooks, time(NULL), &sc->tls, err, sizeof(err)) != 0) {
+    if (sc_tls_load(&src, &sc_sidecar_tls_hooks, time(NULL), &sc->tls, err, sizeof(err)) != 0) {
         cmn_log_error("%s", err);
         return 1;
     }
@@ -252,6 +345,19 @@ int sc_sidecar_run(const sc_config_t *cfg)
             return 1;
         }
     }
+    sc->has_outbound = sc_config_has_outbound(cfg);
+    if (sc->has_outbound) {
+        if (sc_routes_load_file(cfg->routes, &sc->routes, err, sizeof(err)) != 0) {
+            cmn_log_error("--routes: %s", err);
+            return 1;
+        }
+        if (sc_outbound_init(&sc->outbound, sc_config_outbound_addr(cfg), (size_t)cfg->threads,
+                             (uint64_t)cfg->upstream_timeout_ms, (uint64_t)cfg->upstream_idle_timeout_ms,
+                             (uint64_t)cfg->drain_timeout_ms, sc->tls, sc->routes, err, sizeof(err)) != 0) {
+            cmn_log_error("%s", err);
+            return 1;
+        }
+    }
     if (start_signal(sc, &sc->sigterm, SIGTERM) != 0 || start_signal(sc, &sc->sigint, SIGINT) != 0 ||
         start_signal(sc, &sc->sighup, SIGHUP) != 0) {
         cmn_log_error("cannot install signal handlers");
@@ -259,7 +365,9 @@ int sc_sidecar_run(const sc_config_t *cfg)
     }
     start_policy_watch(sc);
     start_identity_watch(sc);
-    if (sc->has_inbound && sc_inbound_start(&sc->inbound) != 0) {
+    start_routes_watch(sc);
+    if ((sc->has_inbound && sc_inbound_start(&sc->inbound) != 0) ||
+        (sc->has_outbound && sc_outbound_start(&sc->outbound) != 0)) {
         cmn_log_error("cannot start worker threads");
         return 1;
     }
@@ -267,6 +375,10 @@ int sc_sidecar_run(const sc_config_t *cfg)
                  sc->tls->spiffe_id, sc->tls->leaf.serial, sc->has_inbound ? cfg->inbound : "off", cfg->app,
                  cfg->threads, cfg->admin, sc_policy_source(sc->policy), sc_policy_num_rules(sc->policy),
                  sc_policy_mode(sc->policy) == SC_POLICY_AUDIT ? "audit" : "enforce");
+    if (sc->has_outbound)
+        cmn_log_info("outbound %s: %zu route(s) from %s; upstream timeout %lld ms, idle %lld ms",
+                     sc_config_outbound_addr(cfg), sc_routes_count(sc->routes), cfg->routes,
+                     (long long)cfg->upstream_timeout_ms, (long long)cfg->upstream_idle_timeout_ms);
     uv_run(sc->loop, UV_RUN_DEFAULT);
     return 0;
 }

@@ -8,6 +8,7 @@
 #include "sidecar/config.h"
 #include "sidecar/inbound.h"
 #include "sidecar/metrics.h"
+#include "sidecar/outbound.h"
 #include "sidecar/policy.h"
 #include "sidecar/tls.h"
 
@@ -26,6 +27,12 @@ typedef struct st_sc_sidecar_t {
     time_t policy_loaded_at;
     int has_inbound;
     sc_inbound_t inbound;
+    int has_outbound;
+    sc_outbound_t outbound;
+    sc_routes_t *routes; /* current routes (main thread's reference); NULL without outbound */
+    uv_fs_event_t routes_watch;
+    int routes_watching;
+    uv_timer_t routes_debounce;
     int draining;
     sc_metrics_process_t proc;
     sc_metrics_t admin_metrics; /* zero: the admin endpoint counts nothing, but /metrics sums a list */
@@ -44,6 +51,7 @@ typedef struct st_sc_sidecar_t {
     size_t num_identity_watches;
     uv_timer_t identity_debounce;
     time_t last_rotation; /* last successful certificate reload; 0: none */
+    char last_identity_error[1400]; /* the last refused reload's message; a file change repeating it is not counted again */
 } sc_sidecar_t;
 
 /* Runs the sidecar until it has drained after SIGTERM. Returns the process exit code (0, or 1 on start-up failure). */

@@ -1,6 +1,9 @@
 /* The sidecar's TLS identity snapshot and the inbound peer verification. */
 #include "sidecar/tls.h"
 
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <stdio.h>
@@ -45,11 +48,49 @@ static int on_cert_verify(X509_STORE_CTX *store, void *arg)
     return 1;
 }
 
+/* Outbound: the server's chain must lead to the bundle and name exactly the route's identity. */
+static int on_client_cert_verify(X509_STORE_CTX *store, void *arg)
+{
+    sc_tls_t *tls = arg;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    X509 *leaf = X509_STORE_CTX_get0_cert(store);
+    const sc_tls_hooks_t *hooks = tls->hooks;
+    const char *expected = ssl != NULL && hooks != NULL && hooks->client_expected_id != NULL ? hooks->client_expected_id(ssl) : NULL;
+    crt_verify_opts_t opts = {.usage = CRT_USAGE_SERVER, .require_spiffe = 1, .expected_id = expected};
+    crt_verify_result_t res;
+    int rc;
+
+    memset(&res, 0, sizeof(res));
+    if (expected == NULL) {
+        rc = CRT_E_IDENTITY_MISMATCH;
+        snprintf(res.detail, sizeof(res.detail), "no identity is expected for this connection");
+    } else if (leaf == NULL) {
+        rc = CRT_E_NO_CERTIFICATE;
+        snprintf(res.detail, sizeof(res.detail), "the server sent no certificate");
+    } else {
+        rc = crt_verify_chain(tls->bundle, leaf, X509_STORE_CTX_get0_untrusted(store), time(NULL), &opts, &res);
+    }
+    if (ssl != NULL && hooks != NULL && hooks->on_client_verify != NULL)
+        hooks->on_client_verify(ssl, rc, &res);
+    if (rc != 0) {
+        X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+        return 0;
+    }
+    return 1;
+}
+
+static int on_client_new_session(SSL *ssl, SSL_SESSION *session)
+{
+    const sc_tls_hooks_t *hooks = ctx_hooks(SSL_get_SSL_CTX(ssl));
+    return hooks != NULL && hooks->on_client_session != NULL ? hooks->on_client_session(ssl, session) : 0;
+}
+
 static void on_info(const SSL *ssl, int where, int ret)
 {
     const sc_tls_hooks_t *hooks = ctx_hooks(SSL_get_SSL_CTX(ssl));
-    if (hooks != NULL && hooks->on_info != NULL)
-        hooks->on_info(ssl, where, ret);
+    void (*cb)(const SSL *, int, int) = hooks == NULL ? NULL : SSL_is_server(ssl) ? hooks->on_info : hooks->on_client_info;
+    if (cb != NULL)
+        cb(ssl, where, ret);
 }
 
 static void tls_free(sc_tls_t *tls)
@@ -57,6 +98,7 @@ static void tls_free(sc_tls_t *tls)
     if (tls == NULL)
         return;
     SSL_CTX_free(tls->server_ctx);
+    SSL_CTX_free(tls->client_ctx); /* also destroys its session cache */
     if (tls->bundle != NULL)
         crt_bundle_release(tls->bundle);
     free(tls->chain_pem);
@@ -172,6 +214,35 @@ int sc_tls_load(const sc_tls_source_t *src, const sc_tls_hooks_t *hooks, time_t 
     SSL_CTX_set_cert_verify_callback(ctx, on_cert_verify, tls);
     SSL_CTX_set_app_data(ctx, tls);
     SSL_CTX_set_info_callback(ctx, on_info);
+
+    /* the outbound client context */
+    static const unsigned char alpn_h2[] = {2, 'h', '2'};
+    ctx = tls->client_ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+        !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) || !SSL_CTX_set_ciphersuites(ctx, SC_TLS_CIPHERSUITES) ||
+        !SSL_CTX_set1_groups_list(ctx, SC_TLS_GROUPS) || SSL_CTX_use_certificate(ctx, leaf) != 1 ||
+        SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1 ||
+        SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2)) != 0) {
+        snprintf(err, err_cap, "--cert %s / --key %s (client): %s", src->cert_path, src->key_path,
+                 crt_error_drain_openssl(ossl, sizeof(ossl)));
+        goto Exit;
+    }
+    for (int i = 1; i < sk_X509_num(chain); ++i) {
+        if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(chain, i)) != 1) {
+            snprintf(err, err_cap, "--cert %s: %s", src->cert_path, crt_error_drain_openssl(ossl, sizeof(ossl)));
+            goto Exit;
+        }
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_cert_verify_callback(ctx, on_client_cert_verify, tls);
+    SSL_CTX_set_app_data(ctx, tls);
+    /* sessions arrive in NewSessionTicket after the handshake; the hook stores them per upstream */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, on_client_new_session);
+    SSL_CTX_set_info_callback(ctx, on_info);
+    h2o_socket_ssl_set_session_cache(ctx, h2o_cache_create(H2O_CACHE_FLAG_MULTITHREADED, SC_TLS_CLIENT_SESSIONS,
+                                                           (uint64_t)SC_TLS_SESSION_TIMEOUT_S * 1000,
+                                                           h2o_socket_ssl_destroy_session_cache_entry));
     *out = tls;
     tls = NULL;
     ret = 0;

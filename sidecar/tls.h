@@ -13,16 +13,28 @@
 #define SC_TLS_SESSION_TIMEOUT_S 300 /* lifetime of inbound session tickets */
 #define SC_TLS_CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 #define SC_TLS_GROUPS "X25519:P-256"
+#define SC_TLS_CLIENT_SESSIONS 1024 /* upstream sessions kept per snapshot */
 
 /*
  * Callbacks the connection layer installs on every SSL made from a snapshot.
  * on_verify runs once per full handshake, after the certs library judged the
  * peer's chain: rc 0 with res->spiffe_id, or a crt_error_t category.
- * on_info is OpenSSL's info callback (alerts, handshake done).
+ * on_info is OpenSSL's info callback (alerts, handshake done) for server connections.
  */
 typedef struct st_sc_tls_hooks_t {
     void (*on_verify)(SSL *ssl, int rc, const crt_verify_result_t *res);
     void (*on_info)(const SSL *ssl, int where, int ret);
+    /*
+     * Outbound (client) side. client_expected_id names the SPIFFE ID the
+     * server must present on this connection (NULL: refuse the handshake);
+     * on_client_verify reports the verdict like on_verify; on_client_session
+     * receives a resumable session (a NewSessionTicket) and returns 1 when it
+     * took the reference, 0 otherwise.
+     */
+    const char *(*client_expected_id)(SSL *ssl);
+    void (*on_client_verify)(SSL *ssl, int rc, const crt_verify_result_t *res);
+    int (*on_client_session)(SSL *ssl, SSL_SESSION *session);
+    void (*on_client_info)(const SSL *ssl, int where, int ret);
 } sc_tls_hooks_t;
 
 /* Where a snapshot's identity comes from (static files now; the CA client later). */
@@ -35,6 +47,8 @@ typedef struct st_sc_tls_source_t {
 typedef struct st_sc_tls_t {
     int refcnt;
     SSL_CTX *server_ctx;        /* inbound: TLS 1.3, client certificate required */
+    SSL_CTX *client_ctx;        /* outbound: TLS 1.3, own certificate as client certificate, ALPN h2,
+                                   server checked against the route's identity; holds a session cache */
     crt_bundle_t *bundle;       /* trust bundle (one reference held) */
     char spiffe_id[CRT_SPIFFE_ID_MAX + 1];
     crt_cert_info_t leaf;       /* facts of the own leaf */

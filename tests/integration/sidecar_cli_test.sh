@@ -40,8 +40,13 @@ run "bad --drain-timeout" 2 "${IDENT[@]}" --drain-timeout 5y
 one_line "bad --drain-timeout" "--drain-timeout"
 run "non-loopback admin" 2 "${IDENT[@]}" --admin 0.0.0.0:15000
 one_line "non-loopback admin" "--admin-allow-remote"
-run "outbound not yet" 2 "${IDENT[@]}" --outbound 127.0.0.1:15001
-one_line "outbound not yet" "issue #5"
+run "outbound without routes" 2 "${IDENT[@]}" --outbound 127.0.0.1:15001
+one_line "outbound without routes" "needs --routes"
+run "transparent not yet" 2 "${IDENT[@]}" --routes r.json --transparent
+one_line "transparent not yet" "SO_ORIGINAL_DST"
+echo '{"routes": [{"host": "a", "upstream": "b:1", "identity": "nope"}]}' >bad-routes.json
+run "bad routes file" 1 "${IDENT[@]}" --routes bad-routes.json --inbound off --admin 127.0.0.1:$(free_port) --outbound 127.0.0.1:$(free_port)
+one_line "bad routes file" "routes[0].identity"
 run "CA mode not yet" 2 --ca-url https://127.0.0.1:15012 --ca-bundle ca/bundle.pem --token-file t
 one_line "CA mode not yet" "issue #6"
 run "missing cert file" 1 --cert nope.pem --key server.key --bundle ca/bundle.pem --inbound off --admin 127.0.0.1:$(free_port)

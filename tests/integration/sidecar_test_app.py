@@ -4,7 +4,8 @@
 usage: sidecar_test_app.py PORT
 
 Every request gets 200 with a JSON body: method, path, the x-forwarded-client-cert
-values it saw (a list, so a duplicate shows), the Host header and the body length.
+values it saw (a list, so a duplicate shows), the Host header, the x-hop header (to
+see whether a proxy dropped a header its Connection header named) and the body length.
 /slow?ms=N waits N milliseconds before answering (requests in flight during a drain);
 any path ending in /bytes?n=N answers N bytes of "x" instead.
 """
@@ -41,6 +42,7 @@ class Handler(BaseHTTPRequestHandler):
             "path": self.path,
             "xfcc": self.headers.get_all("x-forwarded-client-cert") or [],
             "host": self.headers.get("host"),
+            "x_hop": self.headers.get("x-hop"),
             "body_length": len(body),
         }).encode() + b"\n"
         self.send_response(200)

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# seam-sidecar outbound bodies and load: a 100 MB download streams through the pair with the
+# outbound sidecar's peak RSS growing by less than 20 MB; a 100 MB upload works (h2o buffers
+# request bodies whole, so its RSS growth is reported, not bounded); h2load through the pair.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/sidecar_lib.sh"
+source "$(dirname "$0")/sidecar_outbound_lib.sh"
+cd "$WORK" || exit 1
+
+make_pair_certs
+start_backend --threads 2
+cat >routes.json <<EOF
+{"routes": [{"host": "$BACKEND_HOST", "upstream": "127.0.0.1:$IN_PORT", "identity": "$SERVER_ID"}]}
+EOF
+# Under AddressSanitizer, freed memory sits in a quarantine (256 MB by default) and counts in RSS;
+# a small one keeps the peak a measure of what the sidecar holds (no effect on normal builds).
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8"
+start_frontend routes.json --threads 2 --upstream-timeout 60s
+OUT=http://127.0.0.1:$OUT_PORT
+MB=$((1024 * 1024))
+RSS_LIMIT_KB=$((20 * 1024))
+
+# warm up (TLS context, h2o buffers, the mesh connection) before the baseline
+check "warm-up request: 200" 200 "$(out -H "host: $BACKEND_HOST" "$OUT/bytes?n=1000000")"
+
+# --- 100 MB download, HTTP/1.1 and h2c from the app
+ibase=$(vmhwm "$BACKEND_PID")
+for proto in --http1.1 --http2-prior-knowledge; do
+    base=$(vmhwm "$FRONTEND_PID")
+    result=$(curl -sS --max-time 120 $proto -H "host: $BACKEND_HOST" -o /dev/null \
+        -w '%{http_code} %{size_download} %{speed_download}' "$OUT/bytes?n=$((100 * MB))" 2>curl.err)
+    peak=$(vmhwm "$FRONTEND_PID")
+    growth=$((peak - base))
+    read -r status size speed <<<"$result"
+    check "100 MB download ($proto): 200" 200 "$status"
+    check "100 MB download ($proto): every byte" $((100 * MB)) "$size"
+    echo "# download $proto: outbound VmHWM $base kB -> $peak kB (+$growth kB), $((${speed%.*} / MB)) MB/s"
+    if [ "$growth" -lt "$RSS_LIMIT_KB" ]; then
+        pass "100 MB download ($proto): outbound peak RSS grew less than 20 MB (+$growth kB)"
+    else
+        fail "100 MB download ($proto): outbound peak RSS grew less than 20 MB" "+$growth kB"
+    fi
+done
+
+echo "# downloads: inbound VmHWM $ibase kB -> $(vmhwm "$BACKEND_PID") kB (reported, not bounded: see the README)"
+
+# --- 100 MB upload: works; RSS growth measured and reported
+head -c $((100 * MB)) /dev/zero >upload.bin
+base=$(vmhwm "$FRONTEND_PID")
+ibase=$(vmhwm "$BACKEND_PID")
+check "100 MB upload: 200" 200 "$(curl -sS --max-time 120 -H "host: $BACKEND_HOST" --data-binary @upload.bin \
+    -o body -w '%{http_code}' "$OUT/api/upload" 2>curl.err)"
+check_contains "100 MB upload: the app received every byte" "\"body_length\": $((100 * MB))" "$(cat body)"
+echo "# upload: outbound VmHWM $base kB -> $(vmhwm "$FRONTEND_PID") kB; inbound VmHWM $ibase kB -> $(vmhwm "$BACKEND_PID") kB"
+rm -f upload.bin
+
+# --- the app gives up half way: the mesh stream is reset, the connection stays usable for the
+# small requests below. (A 100 MB upload right after such a cut has been seen to fail with
+# upstream-closed; until that is fixed the upload runs first.)
+for proto in --http1.1 --http2-prior-knowledge; do
+    curl -sS --max-time 120 $proto --max-filesize 1 -H "host: $BACKEND_HOST" -o /dev/null \
+        "$OUT/bytes?n=$((100 * MB))" 2>/dev/null
+    check "a request after a refused download ($proto): 200" 200 "$(out -H "host: $BACKEND_HOST" "$OUT/api/after-abort")"
+    curl -sS --max-time 1 $proto --limit-rate 5M -H "host: $BACKEND_HOST" -o /dev/null "$OUT/bytes?n=$((100 * MB))" 2>/dev/null
+    check "a request after a download cut half way ($proto): 200" 200 "$(out -H "host: $BACKEND_HOST" "$OUT/api/after-cut")"
+done
+
+# --- load: h2load (h2c to the outbound listener) through the pair
+N=${SEAM_H2LOAD_N:-20000}
+if h2load -c64 -n"$N" -m10 -H ":authority: $BACKEND_HOST" "$OUT/api/load" >h2load.txt 2>&1; then
+    pass "h2load -c64 -n$N ran"
+else
+    fail "h2load -c64 -n$N ran" "$(tail -5 h2load.txt)"
+fi
+check_contains "h2load: every request succeeded" "$N succeeded, 0 failed, 0 errored" "$(cat h2load.txt)"
+check_contains "h2load: all 2xx" "status codes: $N 2xx" "$(cat h2load.txt)"
+grep -E '^finished in|^requests:' h2load.txt | sed 's/^/# /'
+# any failure, by where it came from
+grep '"path":"/api/load"' frontend.log | grep -v '"status":200' | grep -o '"status":[0-9]*,.*"error":[^,]*' | sort | uniq -c | head -5 | sed 's/^/# outbound: /'
+grep '"path":"/api/load"' backend.log | grep -v '"status":200' | grep -o '"status":[0-9]*' | sort | uniq -c | head -5 | sed 's/^/# inbound: /'
+grep -v 'info:' frontend.err | sort | uniq -c | sort -rn | head -5 | sed 's/^/# outbound stderr: /'
+grep -v 'info:' backend.err | sort | uniq -c | sort -rn | head -5 | sed 's/^/# inbound stderr: /'
+echo "# mesh connections opened: $(ometric seam_upstream_connections_opened_total)"
+# keep the sidecars' logs of a failed run (bazel puts them in test.outputs)
+if [ "$FAILED" -ne 0 ] && [ -n "${TEST_UNDECLARED_OUTPUTS_DIR:-}" ]; then
+    cp frontend.log frontend.err backend.log backend.err "$TEST_UNDECLARED_OUTPUTS_DIR/" 2>/dev/null
+fi
+finish
