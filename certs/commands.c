@@ -16,6 +16,7 @@
 #include "certs/pem.h"
 #include "certs/spiffe.h"
 #include "certs/verify.h"
+#include "common/connect.h"
 
 #define PATH_BUF 4096
 
@@ -344,36 +345,6 @@ int crt_cmd_check_expiry(char *const *paths, int num_paths, int64_t warn_seconds
     return ret;
 }
 
-/* Splits HOST:PORT (or [v6]:PORT) into host and port. */
-static int split_target(const char *target, char *host, size_t host_cap, char *port, size_t port_cap)
-{
-    const char *colon;
-    const char *h = target;
-    size_t hlen;
-
-    if (target[0] == '[') {
-        const char *close = strchr(target, ']');
-        if (close == NULL || close[1] != ':')
-            return -1;
-        h = target + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        if ((colon = strrchr(target, ':')) == NULL)
-            return -1;
-        hlen = (size_t)(colon - target);
-    }
-    if (hlen == 0 || hlen >= host_cap || colon[1] == '\0' || strlen(colon + 1) >= port_cap)
-        return -1;
-    for (const char *c = colon + 1; *c != '\0'; ++c)
-        if (*c < '0' || *c > '9')
-            return -1;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    strcpy(port, colon + 1);
-    return 0;
-}
-
 int crt_cmd_diagnose(const crt_diagnose_cmd_opts_t *opts, time_t now, FILE *out)
 {
     char host[256], port[16];
@@ -383,10 +354,12 @@ int crt_cmd_diagnose(const crt_diagnose_cmd_opts_t *opts, time_t now, FILE *out)
     crt_diag_result_t res;
     int ret = CRT_EXIT_FAILURE;
 
-    if (split_target(opts->target, host, sizeof(host), port, sizeof(port)) != 0) {
+    uint16_t port_number;
+    if (cmn_hostport_split(opts->target, host, sizeof(host), &port_number) != 0) {
         fprintf(stderr, "seam-certs: %s: expected HOST:PORT\n", opts->target);
         return CRT_EXIT_USAGE;
     }
+    snprintf(port, sizeof(port), "%u", port_number);
     if (opts->bundle_path != NULL && load_bundle(opts->bundle_path, &bundle) != 0)
         goto Exit;
     if (opts->cert_path != NULL && (load_certs(opts->cert_path, &chain) != 0 || load_key(opts->key_path, &key) != 0))

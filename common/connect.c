@@ -56,3 +56,37 @@ cmn_connect_result_t cmn_connect(const char *host, const char *port, long long d
         snprintf(err, err_cap, "connect to %s:%s: %s", host, port, strerror(last_errno));
     return CMN_CONNECT_REFUSED;
 }
+
+int cmn_hostport_split(const char *hostport, char *host, size_t host_cap, uint16_t *port)
+{
+    const char *colon, *h = hostport;
+    size_t hlen;
+
+    if (hostport[0] == '[') {
+        const char *close = strchr(hostport, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        h = hostport + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        if ((colon = strrchr(hostport, ':')) == NULL)
+            return -1;
+        hlen = (size_t)(colon - hostport);
+    }
+    if (hlen == 0 || hlen >= host_cap)
+        return -1;
+    const char *p = colon + 1;
+    unsigned long v = 0;
+    if (*p == '\0')
+        return -1;
+    for (; *p != '\0'; ++p)
+        if (*p < '0' || *p > '9' || (v = v * 10 + (unsigned long)(*p - '0')) > 65535)
+            return -1;
+    if (v == 0)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (uint16_t)v;
+    return 0;
+}

@@ -1,5 +1,6 @@
 /* Exec-probe client: one GET on loopback, read the status line, done. */
 #include "common/probe.h"
+#include "common/connect.h"
 #include "common/wait.h"
 
 #include <errno.h>
@@ -16,21 +17,15 @@ int cmn_probe_get(const char *hostport, const char *path, int timeout_ms, char *
     char host[256], port[16], req[512], buf[64];
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai = NULL;
     long long deadline = cmn_monotonic_ms() + timeout_ms;
-    const char *colon = strrchr(hostport, ':');
     int fd = -1, status = -1;
+    uint16_t port_number;
     size_t got = 0;
 
-    if (colon == NULL || colon == hostport || (size_t)(colon - hostport) >= sizeof(host) || strlen(colon + 1) >= sizeof(port)) {
+    if (cmn_hostport_split(hostport, host, sizeof(host), &port_number) != 0) {
         snprintf(err, err_cap, "%s: expected HOST:PORT", hostport);
         return -1;
     }
-    const char *h = hostport;
-    size_t hlen = (size_t)(colon - hostport);
-    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']')
-        ++h, hlen -= 2;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    strcpy(port, colon + 1);
+    snprintf(port, sizeof(port), "%u", port_number);
     if (path[0] != '/' || strpbrk(path, " \r\n") != NULL) {
         snprintf(err, err_cap, "%s: a path starts with '/' and has no spaces", path);
         return -1;

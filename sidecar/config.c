@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "certs/pem.h"
+#include "common/connect.h"
 #include "common/duration.h"
 #include "sidecar/error.h"
 
@@ -278,37 +279,7 @@ int sc_config_parse(sc_config_t *cfg, int argc, char **argv, char *err, size_t e
 
 int sc_addr_split(const char *hostport, char *host, size_t host_cap, uint16_t *port)
 {
-    const char *colon, *h = hostport;
-    size_t hlen;
-
-    if (hostport[0] == '[') {
-        const char *close = strchr(hostport, ']');
-        if (close == NULL || close[1] != ':')
-            return SC_E_ADDRESS;
-        h = hostport + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        if ((colon = strrchr(hostport, ':')) == NULL)
-            return SC_E_ADDRESS;
-        hlen = (size_t)(colon - hostport);
-    }
-    if (hlen == 0 || hlen >= host_cap)
-        return SC_E_ADDRESS;
-    const char *p = colon + 1;
-    unsigned long v = 0;
-    if (*p == '\0')
-        return SC_E_ADDRESS;
-    for (; *p != '\0'; ++p) {
-        if (*p < '0' || *p > '9' || (v = v * 10 + (unsigned long)(*p - '0')) > 65535)
-            return SC_E_ADDRESS;
-    }
-    if (v == 0)
-        return SC_E_ADDRESS;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    *port = (uint16_t)v;
-    return 0;
+    return cmn_hostport_split(hostport, host, host_cap, port) == 0 ? 0 : SC_E_ADDRESS;
 }
 
 int sc_addr_is_loopback(const char *hostport)
