@@ -21,26 +21,22 @@ static const sc_tls_hooks_t *ctx_hooks(SSL_CTX *ctx)
     return tls != NULL ? tls->hooks : NULL;
 }
 
-/* Replaces OpenSSL's chain building: the certs library decides, with its categories. */
-static int on_cert_verify(X509_STORE_CTX *store, void *arg)
+/* The certs library judges the chain OpenSSL hands over; `who` names the peer in the detail line. */
+static int judge_peer(const sc_tls_t *tls, X509_STORE_CTX *store, const crt_verify_opts_t *opts, const char *who,
+                      crt_verify_result_t *res)
 {
-    sc_tls_t *tls = arg;
-    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
     X509 *leaf = X509_STORE_CTX_get0_cert(store);
-    crt_verify_opts_t opts = {.usage = CRT_USAGE_CLIENT, .require_spiffe = 1};
-    crt_verify_result_t res;
-    int rc;
-
-    memset(&res, 0, sizeof(res));
+    memset(res, 0, sizeof(*res));
     if (leaf == NULL) {
-        rc = CRT_E_NO_CERTIFICATE;
-        snprintf(res.detail, sizeof(res.detail), "the peer sent no certificate");
-    } else {
-        rc = crt_verify_chain(tls->bundle, leaf, X509_STORE_CTX_get0_untrusted(store), time(NULL), &opts, &res);
+        snprintf(res->detail, sizeof(res->detail), "the %s sent no certificate", who);
+        return CRT_E_NO_CERTIFICATE;
     }
-    const sc_tls_hooks_t *hooks = ssl != NULL ? ctx_hooks(SSL_get_SSL_CTX(ssl)) : NULL;
-    if (hooks != NULL && hooks->on_verify != NULL)
-        hooks->on_verify(ssl, rc, &res);
+    return crt_verify_chain(tls->bundle, leaf, X509_STORE_CTX_get0_untrusted(store), time(NULL), opts, res);
+}
+
+/* What OpenSSL's verify callback returns for a verdict. */
+static int verdict(X509_STORE_CTX *store, int rc)
+{
     if (rc != 0) {
         X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
         return 0;
@@ -48,35 +44,41 @@ static int on_cert_verify(X509_STORE_CTX *store, void *arg)
     return 1;
 }
 
+/* Replaces OpenSSL's chain building: the certs library decides, with its categories. */
+static int on_cert_verify(X509_STORE_CTX *store, void *arg)
+{
+    sc_tls_t *tls = arg;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    crt_verify_opts_t opts = {.usage = CRT_USAGE_CLIENT, .require_spiffe = 1};
+    crt_verify_result_t res;
+    int rc = judge_peer(tls, store, &opts, "peer", &res);
+    const sc_tls_hooks_t *hooks = ssl != NULL ? ctx_hooks(SSL_get_SSL_CTX(ssl)) : NULL;
+    if (hooks != NULL && hooks->on_verify != NULL)
+        hooks->on_verify(ssl, rc, &res);
+    return verdict(store, rc);
+}
+
 /* Outbound: the server's chain must lead to the bundle and name exactly the route's identity. */
 static int on_client_cert_verify(X509_STORE_CTX *store, void *arg)
 {
     sc_tls_t *tls = arg;
     SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
-    X509 *leaf = X509_STORE_CTX_get0_cert(store);
     const sc_tls_hooks_t *hooks = tls->hooks;
     const char *expected = ssl != NULL && hooks != NULL && hooks->client_expected_id != NULL ? hooks->client_expected_id(ssl) : NULL;
     crt_verify_opts_t opts = {.usage = CRT_USAGE_SERVER, .require_spiffe = 1, .expected_id = expected};
     crt_verify_result_t res;
     int rc;
 
-    memset(&res, 0, sizeof(res));
     if (expected == NULL) {
-        rc = CRT_E_IDENTITY_MISMATCH;
+        memset(&res, 0, sizeof(res));
         snprintf(res.detail, sizeof(res.detail), "no identity is expected for this connection");
-    } else if (leaf == NULL) {
-        rc = CRT_E_NO_CERTIFICATE;
-        snprintf(res.detail, sizeof(res.detail), "the server sent no certificate");
+        rc = CRT_E_IDENTITY_MISMATCH;
     } else {
-        rc = crt_verify_chain(tls->bundle, leaf, X509_STORE_CTX_get0_untrusted(store), time(NULL), &opts, &res);
+        rc = judge_peer(tls, store, &opts, "server", &res);
     }
     if (ssl != NULL && hooks != NULL && hooks->on_client_verify != NULL)
         hooks->on_client_verify(ssl, rc, &res);
-    if (rc != 0) {
-        X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
-        return 0;
-    }
-    return 1;
+    return verdict(store, rc);
 }
 
 static int on_client_new_session(SSL *ssl, SSL_SESSION *session)
