@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "control/error.h"
+#include "common/base64url.h"
 
 #define KID_MAX 256
 #define ES256_COORD_LEN 32
@@ -34,77 +35,6 @@ struct st_ca_jwks_t {
     size_t num_keys;
 };
 
-/* ---- base64url ---------------------------------------------------------- */
-
-static const char b64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-int ca_base64url_decode(const char *in, size_t len, unsigned char *out, size_t cap, size_t *out_len)
-{
-    size_t need = len / 4 * 3 + (len % 4 == 0 ? 0 : len % 4 - 1);
-    unsigned acc = 0;
-    int bits = 0;
-    size_t n = 0;
-
-    if (len % 4 == 1 || need > cap)
-        return -1;
-    for (size_t i = 0; i < len; ++i) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    /* Leftover bits must be zero, otherwise two strings would decode alike. */
-    if (acc != 0)
-        return -1;
-    *out_len = n;
-    return 0;
-}
-
-int ca_base64url_encode(const unsigned char *in, size_t len, char *out, size_t cap)
-{
-    size_t need = len / 3 * 4 + (len % 3 == 0 ? 0 : len % 3 + 1);
-    size_t n = 0;
-
-    if (need + 1 > cap)
-        return -1;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        size_t left = len - i;
-        if (left > 1)
-            v |= (unsigned)in[i + 1] << 8;
-        if (left > 2)
-            v |= in[i + 2];
-        out[n++] = b64url_alphabet[(v >> 18) & 63];
-        out[n++] = b64url_alphabet[(v >> 12) & 63];
-        if (left > 1)
-            out[n++] = b64url_alphabet[(v >> 6) & 63];
-        if (left > 2)
-            out[n++] = b64url_alphabet[v & 63];
-    }
-    out[n] = '\0';
-    return 0;
-}
 
 /* ---- JWKS --------------------------------------------------------------- */
 
@@ -116,7 +46,7 @@ static BIGNUM *decode_bignum(json_t *obj, const char *field, size_t max_len, siz
 
     if (!json_is_string(v) || max_len > sizeof(buf))
         return NULL;
-    if (ca_base64url_decode(json_string_value(v), json_string_length(v), buf, max_len, &n) != 0 || n == 0)
+    if (cmn_base64url_decode(json_string_value(v), json_string_length(v), buf, max_len, &n) != 0 || n == 0)
         return NULL;
     if (exact_len != 0 && n != exact_len)
         return NULL;
@@ -319,7 +249,7 @@ static json_t *decode_json_part(const char *part, size_t len)
 
     if (buf == NULL)
         return NULL;
-    if (ca_base64url_decode(part, len, buf, len, &n) == 0)
+    if (cmn_base64url_decode(part, len, buf, len, &n) == 0)
         obj = json_loadb((const char *)buf, n, JSON_REJECT_DUPLICATES, NULL);
     free(buf);
     if (obj != NULL && !json_is_object(obj)) {
@@ -379,26 +309,6 @@ Exit:
     return ok;
 }
 
-int ca_jwt_parse_subject(const char *sub, char *ns, char *sa, size_t cap)
-{
-    static const char prefix[] = "system:serviceaccount:";
-    const char *rest, *colon;
-    size_t ns_len, sa_len;
-
-    if (strncmp(sub, prefix, sizeof(prefix) - 1) != 0)
-        return CA_E_BAD_SUBJECT;
-    rest = sub + sizeof(prefix) - 1;
-    if ((colon = strchr(rest, ':')) == NULL || strchr(colon + 1, ':') != NULL)
-        return CA_E_BAD_SUBJECT;
-    ns_len = (size_t)(colon - rest);
-    sa_len = strlen(colon + 1);
-    if (ns_len == 0 || sa_len == 0 || ns_len >= cap || sa_len >= cap)
-        return CA_E_BAD_SUBJECT;
-    memcpy(ns, rest, ns_len);
-    ns[ns_len] = '\0';
-    memcpy(sa, colon + 1, sa_len + 1);
-    return 0;
-}
 
 /* Reads a NumericDate claim; returns 1 when present and valid, 0 when absent, -1 when malformed. */
 static int get_time_claim(json_t *claims, const char *name, long long *out)
@@ -477,7 +387,7 @@ static int check_claims(json_t *claims, const ca_jwt_policy_t *policy, ca_jwt_cl
         return CA_E_BAD_SUBJECT;
     }
     memcpy(out->sub, json_string_value(sub), json_string_length(sub) + 1);
-    if (ca_jwt_parse_subject(out->sub, out->namespace_name, out->service_account, sizeof(out->service_account)) != 0) {
+    if (cmn_k8s_subject_split(out->sub, out->namespace_name, out->service_account, sizeof(out->service_account)) != 0) {
         snprintf(detail, detail_cap, "sub %.200s is not system:serviceaccount:NAMESPACE:NAME", out->sub);
         return CA_E_BAD_SUBJECT;
     }
@@ -528,7 +438,7 @@ int ca_jwt_verify(const ca_jwks_t *jwks, const char *token, size_t len, const ca
         ret = CA_E_NOMEM;
         goto Exit;
     }
-    if (ca_base64url_decode(dot2 + 1, sig_b64_len, sig, sig_b64_len, &sig_len) != 0) {
+    if (cmn_base64url_decode(dot2 + 1, sig_b64_len, sig, sig_b64_len, &sig_len) != 0) {
         snprintf(detail, detail_cap, "the signature is not base64url");
         goto Exit;
     }

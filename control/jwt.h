@@ -14,17 +14,6 @@
 #define CA_JWT_RSA_MIN_BITS 2048      /* smaller RSA keys in the JWKS are refused */
 #define CA_JWT_CLAIM_MAX 256          /* longest sub / jti we keep */
 
-/*
- * Decodes unpadded base64url (RFC 4648 section 5) from in[0..len) into out
- * (cap bytes). Refuses '=', characters outside the alphabet, a length of 1
- * mod 4 and non-zero unused trailing bits, so every value has one encoding.
- * Returns 0 and *out_len, or -1.
- */
-int ca_base64url_decode(const char *in, size_t len, unsigned char *out, size_t cap, size_t *out_len)
-    __attribute__((warn_unused_result));
-
-/* Encodes in[0..len) as unpadded base64url into out (cap bytes, NUL-terminated). Returns 0 or -1 if it does not fit. */
-int ca_base64url_encode(const unsigned char *in, size_t len, char *out, size_t cap) __attribute__((warn_unused_result));
 
 /* A parsed, immutable JWKS: each key carries the one algorithm it may verify. */
 typedef struct st_ca_jwks_t ca_jwks_t;
@@ -75,11 +64,5 @@ typedef struct st_ca_jwt_claims_t {
  */
 int ca_jwt_verify(const ca_jwks_t *jwks, const char *token, size_t len, const ca_jwt_policy_t *policy,
                   ca_jwt_claims_t *claims, char *detail, size_t detail_cap) __attribute__((warn_unused_result));
-
-/*
- * Splits a Kubernetes subject "system:serviceaccount:NS:SA" into ns and sa
- * (each cap bytes). Returns 0 or CA_E_BAD_SUBJECT.
- */
-int ca_jwt_parse_subject(const char *sub, char *ns, char *sa, size_t cap) __attribute__((warn_unused_result));
 
 #endif

@@ -17,6 +17,7 @@
 
 #include "control/error.h"
 #include "control/jwt.h"
+#include "common/base64url.h"
 
 #define RECORD_MAX (CRT_SPIFFE_ID_MAX + 256)
 
@@ -194,7 +195,7 @@ int ca_tokens_create(const char *path, const char *spiffe_id, long ttl_seconds, 
         goto Exit;
     }
     memcpy(token, CA_TOKEN_PREFIX, plen);
-    if (ca_base64url_encode(secret, sizeof(secret), token + plen, CA_TOKEN_MAX + 1 - plen) != 0)
+    if (cmn_base64url_encode(secret, sizeof(secret), token + plen, CA_TOKEN_MAX + 1 - plen) != 0)
         goto Exit;
     ca_token_hash(token, strlen(token), hash);
     rec = json_pack("{s:s, s:s, s:s, s:I, s:I}", "op", "create", "hash", hash, "spiffe_id", spiffe_id, "expires",

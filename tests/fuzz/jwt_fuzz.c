@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "control/jwt.h"
+#include "common/base64url.h"
 
 static ca_jwks_t *jwks;
 
@@ -23,8 +24,8 @@ static void make_jwks(void)
 
     if (key == NULL || ec == NULL ||
         !EC_POINT_get_affine_coordinates(EC_KEY_get0_group(ec), EC_KEY_get0_public_key(ec), x, y, NULL) ||
-        BN_bn2binpad(x, xb, 32) != 32 || BN_bn2binpad(y, yb, 32) != 32 || ca_base64url_encode(xb, 32, xs, sizeof(xs)) != 0 ||
-        ca_base64url_encode(yb, 32, ys, sizeof(ys)) != 0)
+        BN_bn2binpad(x, xb, 32) != 32 || BN_bn2binpad(y, yb, 32) != 32 || cmn_base64url_encode(xb, 32, xs, sizeof(xs)) != 0 ||
+        cmn_base64url_encode(yb, 32, ys, sizeof(ys)) != 0)
         abort();
     snprintf(json, sizeof(json), "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"k1\",\"x\":\"%s\",\"y\":\"%s\"}]}", xs, ys);
     if (ca_jwks_parse(json, strlen(json), &jwks, detail, sizeof(detail)) != 0)
@@ -45,8 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 6000)
         return 0;
     /* A decoded value encodes back to exactly its input (one encoding per value). */
-    if (ca_base64url_decode((const char *)data, size, decoded, sizeof(decoded), &len) == 0) {
-        if (ca_base64url_encode(decoded, len, encoded, sizeof(encoded)) != 0 || strlen(encoded) != size ||
+    if (cmn_base64url_decode((const char *)data, size, decoded, sizeof(decoded), &len) == 0) {
+        if (cmn_base64url_encode(decoded, len, encoded, sizeof(encoded)) != 0 || strlen(encoded) != size ||
             memcmp(encoded, data, size) != 0)
             abort();
     }
