@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <stdio.h>
@@ -14,6 +15,9 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+/* after the libc headers, whose definitions the kernel's then leave alone */
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
 
 #include "certs/diagnose.h"
 #include "certs/error.h"
@@ -28,10 +32,20 @@
 #define ENV_TLS "SEAM_OUT_TLS"
 #define ENV_RESUMED "SEAM_OUT_RESUMED"
 #define ENV_ERROR "SEAM_OUT_ERROR"
+#define ENV_ORIGINAL_DST "SEAM_OUT_ORIGINAL_DST"
 
 typedef struct st_sc_upstream_t sc_upstream_t;
 typedef struct st_sc_h2conn_t sc_h2conn_t;
 typedef struct st_sc_ostream_t sc_ostream_t;
+
+/* An app connection; found from its h2o socket through sock->on_close.data. */
+typedef struct st_sc_app_conn_t {
+    uv_tcp_t tcp; /* the libuv handle; freed (with the whole record) in its close callback */
+    sc_oworker_t *worker;
+    int redirected; /* --transparent and the interception rules sent it here: original_dst is where it was going */
+    struct sockaddr_storage original_dst;
+    char original_dst_text[SC_ORIGINAL_DST_TEXT_MAX]; /* "192.0.2.2:8080" */
+} sc_app_conn_t;
 
 typedef struct st_sc_upstream_addr_t {
     struct sockaddr_storage sa;
@@ -925,6 +939,143 @@ Fail:
     return NULL;
 }
 
+/* ---- routing by the original destination (--transparent) ---- */
+
+/* An IP address without its port: 4 bytes (AF_INET) or 16 (AF_INET6). */
+typedef struct st_sc_ip_t {
+    int family;
+    unsigned char addr[16];
+} sc_ip_t;
+
+/* The address and port of an IPv4 or IPv6 socket address; an IPv4-mapped IPv6 address counts as IPv4. */
+static int ip_of_sockaddr(const struct sockaddr *sa, sc_ip_t *ip, uint16_t *port)
+{
+    memset(ip, 0, sizeof(*ip));
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+        ip->family = AF_INET;
+        memcpy(ip->addr, &in->sin_addr, 4);
+        *port = ntohs(in->sin_port);
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            ip->family = AF_INET;
+            memcpy(ip->addr, in6->sin6_addr.s6_addr + 12, 4);
+        } else {
+            ip->family = AF_INET6;
+            memcpy(ip->addr, &in6->sin6_addr, 16);
+        }
+        *port = ntohs(in6->sin6_port);
+        return 0;
+    }
+    return -1;
+}
+
+/* Parses an IP literal of a routes file ("192.0.2.2", "[2001:db8::2]" or, for an upstream, "2001:db8::2"). */
+static int ip_of_text(const char *text, sc_ip_t *ip)
+{
+    char bare[INET6_ADDRSTRLEN + 1];
+    size_t len = strlen(text);
+
+    /* DNS names are most routes: skip them without a parse */
+    if (len == 0 || !((text[0] >= '0' && text[0] <= '9') || text[0] == '[' || memchr(text, ':', len) != NULL))
+        return -1;
+    if (text[0] == '[') {
+        if (len < 3 || text[len - 1] != ']' || len - 2 >= sizeof(bare))
+            return -1;
+        memcpy(bare, text + 1, len - 2);
+        bare[len - 2] = '\0';
+    } else {
+        if (len >= sizeof(bare))
+            return -1;
+        memcpy(bare, text, len + 1);
+    }
+    memset(ip, 0, sizeof(*ip));
+    if (inet_pton(AF_INET, bare, ip->addr) == 1) {
+        ip->family = AF_INET;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, bare, ip->addr) == 1) {
+        struct in6_addr v6;
+        memcpy(&v6, ip->addr, sizeof(v6));
+        if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+            memmove(ip->addr, ip->addr + 12, 4);
+            memset(ip->addr + 4, 0, 12);
+            ip->family = AF_INET;
+        } else {
+            ip->family = AF_INET6;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static int ip_equal(const sc_ip_t *a, const sc_ip_t *b)
+{
+    return a->family == b->family && memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+int sc_outbound_format_addr(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    char text[INET6_ADDRSTRLEN];
+    sc_ip_t ip;
+    uint16_t port;
+    int n;
+
+    if (cap == 0)
+        return -1;
+    buf[0] = '\0';
+    if (ip_of_sockaddr(sa, &ip, &port) != 0 || inet_ntop(ip.family, ip.addr, text, sizeof(text)) == NULL)
+        return -1;
+    if (ip.family == AF_INET6)
+        n = snprintf(buf, cap, "[%s]:%u", text, (unsigned)port);
+    else
+        n = snprintf(buf, cap, "%s:%u", text, (unsigned)port);
+    if (n < 0 || (size_t)n >= cap) {
+        buf[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+const sc_route_t *sc_outbound_route_redirected(const sc_routes_t *routes, const struct sockaddr *original_dst,
+                                               const char *host, size_t host_len, int *by_dst)
+{
+    const sc_route_t *by_upstream = NULL;
+    sc_ip_t dst, ip;
+    uint16_t port;
+
+    *by_dst = 0;
+    if (ip_of_sockaddr(original_dst, &dst, &port) == 0) {
+        /* the common case, a route named by an IPv4 address, is a binary search */
+        char text[INET6_ADDRSTRLEN];
+        const sc_route_t *route;
+        if (dst.family == AF_INET && inet_ntop(AF_INET, dst.addr, text, sizeof(text)) != NULL &&
+            (route = sc_routes_find(routes, text, strlen(text))) != NULL) {
+            *by_dst = 1;
+            return route;
+        }
+        /* IPv6 literals have many spellings, and upstreams are not indexed: compare addresses */
+        for (size_t i = 0; i != sc_routes_count(routes); ++i) {
+            route = sc_routes_at(routes, i);
+            if (ip_of_text(route->host, &ip) == 0 && ip_equal(&ip, &dst)) {
+                *by_dst = 1;
+                return route;
+            }
+            if (by_upstream == NULL && route->upstream_port == port && ip_of_text(route->upstream_host, &ip) == 0 &&
+                ip_equal(&ip, &dst))
+                by_upstream = route;
+        }
+        if (by_upstream != NULL) {
+            *by_dst = 1;
+            return by_upstream;
+        }
+    }
+    return host != NULL && host_len != 0 ? sc_routes_find(routes, host, host_len) : NULL;
+}
+
 /* ---- requests ---- */
 
 /* Sends (or queues) a stream on a connection of its upstream with room for it. */
@@ -996,12 +1147,24 @@ static void stream_submit(sc_ostream_t *st)
     conn_flush(conn);
 }
 
+static sc_app_conn_t *app_conn_of_req(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    return sock != NULL ? sock->on_close.data : NULL;
+}
+
 static int on_outbound_req(h2o_handler_t *self, h2o_req_t *req)
 {
     sc_oworker_t *w = worker_of_ctx(req->conn->ctx);
     h2o_iovec_t authority, path;
     sc_slice_t host, target;
     (void)self;
+
+    /* --transparent: the original destination was read once, when the connection was accepted */
+    sc_app_conn_t *app = w->outbound->transparent ? app_conn_of_req(req) : NULL;
+    int redirected = app != NULL && app->redirected;
+    if (redirected)
+        set_env(req, H2O_STRLIT(ENV_ORIGINAL_DST), app->original_dst_text, strlen(app->original_dst_text));
 
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("CONNECT"))) {
         set_env(req, H2O_STRLIT(ENV_ERROR), "connect-refused", 15);
@@ -1028,7 +1191,13 @@ static int on_outbound_req(h2o_handler_t *self, h2o_req_t *req)
         path = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("/")), h2o_iovec_init(target.base, target.len));
     else
         path = h2o_iovec_init(target.base, target.len);
-    const sc_route_t *route = authority.base != NULL ? sc_routes_find(w->routes, authority.base, authority.len) : NULL;
+    const sc_route_t *route;
+    int by_dst = 0;
+    if (redirected)
+        route = sc_outbound_route_redirected(w->routes, (const struct sockaddr *)&app->original_dst, authority.base,
+                                             authority.len, &by_dst);
+    else
+        route = authority.base != NULL ? sc_routes_find(w->routes, authority.base, authority.len) : NULL;
     sc_ostream_t *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), on_stream_dispose);
     memset(st, 0, sizeof(*st));
     st->super.proceed = on_generator_proceed;
@@ -1041,9 +1210,14 @@ static int on_outbound_req(h2o_handler_t *self, h2o_req_t *req)
     h2o_buffer_init(&st->pending, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&st->inflight, &h2o_socket_buffer_prototype);
     if (route == NULL) {
-        char detail[400];
-        snprintf(detail, sizeof(detail), "no route for host \"%.*s\"", (int)(authority.len > 300 ? 300 : authority.len),
-                 authority.base != NULL ? authority.base : "");
+        char detail[500];
+        if (redirected)
+            snprintf(detail, sizeof(detail), "no route for original destination %s or host \"%.*s\"",
+                     app->original_dst_text, (int)(authority.len > 300 ? 300 : authority.len),
+                     authority.base != NULL ? authority.base : "");
+        else
+            snprintf(detail, sizeof(detail), "no route for host \"%.*s\"", (int)(authority.len > 300 ? 300 : authority.len),
+                     authority.base != NULL ? authority.base : "");
         set_env(req, H2O_STRLIT(ENV_ERROR), "no-route", 8);
         st->done = 1;
         h2o_send_error_generic(req, 404, "Not Found", detail, 0);
@@ -1117,6 +1291,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     json_object_set_new(line, "method", json_iovec(req->input.method));
     json_object_set_new(line, "authority", json_iovec(req->input.authority));
     json_object_set_new(line, "path", json_iovec(req->input.path));
+    json_object_set_new(line, "original_dst", json_env(req, H2O_STRLIT(ENV_ORIGINAL_DST)));
     json_object_set_new(line, "protocol", peer != NULL ? json_string("h2") : json_null());
     json_object_set_new(line, "app_protocol", json_string(req->version >= 0x200 ? "h2c" : "http/1.1"));
     json_object_set_new(line, "status", json_integer(req->res.status));
@@ -1139,11 +1314,6 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
 
 /* ---- app connections and workers ---- */
 
-typedef struct st_sc_app_conn_t {
-    uv_tcp_t tcp;
-    sc_oworker_t *worker;
-} sc_app_conn_t;
-
 static void maybe_finish_drain(sc_oworker_t *w);
 
 static void on_app_handle_close(uv_handle_t *handle)
@@ -1154,6 +1324,47 @@ static void on_app_handle_close(uv_handle_t *handle)
     --w->num_conns;
     sc_metrics_connection_delta(&w->metrics, -1);
     maybe_finish_drain(w);
+}
+
+/*
+ * --transparent: where the app meant to connect, as the conntrack entry of the
+ * interception rules remembers it; read once per connection. A connection made
+ * to the listener itself (or one conntrack does not know) was not redirected.
+ */
+static void read_original_dst(sc_app_conn_t *conn)
+{
+    struct sockaddr_storage local;
+    int local_len = sizeof(local);
+    socklen_t len = sizeof(conn->original_dst);
+    sc_ip_t dst_ip, local_ip;
+    uint16_t dst_port, local_port;
+    uv_os_fd_t fd;
+    int rc;
+
+    if (uv_fileno((uv_handle_t *)&conn->tcp, &fd) != 0 ||
+        uv_tcp_getsockname(&conn->tcp, (struct sockaddr *)&local, &local_len) != 0)
+        return;
+    if (local.ss_family == AF_INET6 && !IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&local)->sin6_addr))
+        rc = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &conn->original_dst, &len);
+    else
+        rc = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &conn->original_dst, &len);
+    if (rc != 0) {
+        if (errno != ENOENT && !conn->worker->original_dst_warned) {
+            conn->worker->original_dst_warned = 1;
+            cmn_log_warn("outbound worker %zu: --transparent: cannot read the original destination (%s); "
+                         "connections are routed by Host",
+                         conn->worker->index, strerror(errno));
+        }
+        return;
+    }
+    if (ip_of_sockaddr((struct sockaddr *)&conn->original_dst, &dst_ip, &dst_port) != 0 ||
+        ip_of_sockaddr((struct sockaddr *)&local, &local_ip, &local_port) != 0 ||
+        (dst_port == local_port && ip_equal(&dst_ip, &local_ip)))
+        return;
+    if (sc_outbound_format_addr((struct sockaddr *)&conn->original_dst, conn->original_dst_text,
+                                sizeof(conn->original_dst_text)) != 0)
+        return;
+    conn->redirected = 1;
 }
 
 static void on_app_connection(uv_stream_t *listener, int status)
@@ -1171,7 +1382,10 @@ static void on_app_connection(uv_stream_t *listener, int status)
         return;
     }
     uv_tcp_nodelay(&conn->tcp, 1);
+    if (w->outbound->transparent)
+        read_original_dst(conn);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_app_handle_close);
+    sock->on_close.data = conn;
     h2o_accept(&w->accept_ctx, sock);
 }
 
@@ -1342,6 +1556,11 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
         }
     }
     return 0;
+}
+
+void sc_outbound_set_transparent(sc_outbound_t *out, int on)
+{
+    out->transparent = on;
 }
 
 int sc_outbound_start(sc_outbound_t *out)

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "sidecar/config.h"
@@ -24,6 +25,7 @@
 #define SC_UPSTREAM_STREAM_WINDOW (256 * 1024) /* per-stream receive window: bounds buffered response bytes */
 #define SC_UPSTREAM_CONN_WINDOW (4 * 1024 * 1024) /* connection receive window */
 #define SC_UPSTREAM_WRITE_BATCH (64 * 1024)    /* bytes gathered from nghttp2 per socket write */
+#define SC_ORIGINAL_DST_TEXT_MAX 64            /* "[IPv6]:port" of a redirected connection's original destination */
 
 typedef struct st_sc_outbound_t sc_outbound_t;
 
@@ -47,6 +49,7 @@ typedef struct st_sc_oworker_t {
     size_t num_conns;               /* app connections */
     int draining;
     int stopped;
+    int original_dst_warned; /* --transparent: an unreadable original destination was logged once */
     sc_metrics_t metrics;
     pthread_mutex_t mailbox_lock;
     pthread_cond_t parked;
@@ -63,6 +66,7 @@ struct st_sc_outbound_t {
     uint64_t upstream_timeout_ms;
     uint64_t idle_timeout_ms;
     uint64_t drain_timeout_ms;
+    int transparent; /* --transparent: route redirected connections by their original destination */
     sc_oworker_t *workers;
     size_t num_workers;
     size_t workers_running;
@@ -81,6 +85,26 @@ void sc_outbound_on_info(const SSL *ssl, int where, int ret);
 int sc_routes_load_file(const char *path, sc_routes_t **out, char *err, size_t err_cap) __attribute__((warn_unused_result));
 
 /*
+ * Formats an IPv4 or IPv6 socket address as "192.0.2.2:8080" or
+ * "[2001:db8::2]:8080" (an IPv4-mapped IPv6 address as IPv4) into buf.
+ * Returns 0, or -1 (buf "") for another family or a buffer too small.
+ */
+int sc_outbound_format_addr(const struct sockaddr *sa, char *buf, size_t cap);
+
+/*
+ * Chooses the route of a request on a connection the interception rules
+ * redirected to the outbound listener (--transparent), original_dst being
+ * where the app meant to connect: the route whose host is the original
+ * destination's IP literal, else the one whose upstream is that IP:port,
+ * else the one for the request's host (host may be NULL). IP literals are
+ * compared as addresses, not text. Returns a route borrowed from routes, or
+ * NULL: a destination without a route is never reached. Sets *by_dst to 1
+ * when the original destination chose the route. No allocation, no I/O.
+ */
+const sc_route_t *sc_outbound_route_redirected(const sc_routes_t *routes, const struct sockaddr *original_dst,
+                                               const char *host, size_t host_len, int *by_dst);
+
+/*
  * Sets up num_workers workers listening (plain TCP, HTTP/1.1 and h2c) on
  * listen_addr, each with a reference to tls and routes. Binds every listener
  * before returning. Returns 0 or SC_E_ADDRESS / SC_E_LISTEN / SC_E_NOMEM with err.
@@ -88,6 +112,12 @@ int sc_routes_load_file(const char *path, sc_routes_t **out, char *err, size_t e
 int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_workers, uint64_t upstream_timeout_ms,
                      uint64_t idle_timeout_ms, uint64_t drain_timeout_ms, sc_tls_t *tls, sc_routes_t *routes, char *err,
                      size_t err_cap) __attribute__((warn_unused_result));
+
+/*
+ * Turns routing by the original destination on or off (--transparent).
+ * Call after sc_outbound_init and before sc_outbound_start.
+ */
+void sc_outbound_set_transparent(sc_outbound_t *out, int on);
 
 /* Starts the worker threads. Returns 0 or SC_E_THREAD. */
 int sc_outbound_start(sc_outbound_t *out) __attribute__((warn_unused_result));

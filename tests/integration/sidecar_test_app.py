@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A small HTTP/1.1 app for the sidecar's integration tests: it echoes what it received.
 
-usage: sidecar_test_app.py PORT
+usage: sidecar_test_app.py PORT [ADDRESS]   (ADDRESS defaults to 127.0.0.1)
 
 Every request gets 200 with a JSON body: method, path, the x-forwarded-client-cert
 values it saw (a list, so a duplicate shows), the Host header, the x-hop header (to
@@ -64,7 +64,7 @@ class Server(ThreadingHTTPServer):
 
 
 def main():
-    server = Server(("127.0.0.1", int(sys.argv[1])), Handler)
+    server = Server((sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1", int(sys.argv[1])), Handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
