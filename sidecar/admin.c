@@ -75,21 +75,66 @@ static json_t *pem_array(const char *pem)
 static void handle_certs(sc_sidecar_t *sc, h2o_req_t *req)
 {
     const sc_tls_t *tls = sc->tls;
+    const sc_renewal_t *r = &sc->renewal;
     time_t now = time(NULL);
     json_t *obj = json_object();
-    json_object_set_new(obj, "mode", json_string("static"));
-    json_object_set_new(obj, "spiffe_id", json_string(tls->spiffe_id));
-    json_object_set_new(obj, "serial", json_string(tls->leaf.serial));
-    json_object_set_new(obj, "not_before", time_json(tls->leaf.not_before));
-    json_object_set_new(obj, "not_after", time_json(tls->leaf.not_after));
-    json_object_set_new(obj, "expires_in_seconds", json_integer((json_int_t)(tls->leaf.not_after - now)));
-    json_object_set_new(obj, "chain", pem_array(tls->chain_pem));
-    json_object_set_new(obj, "bundle", pem_array(tls->bundle_pem));
-    json_object_set_new(obj, "loaded_at", time_json(tls->loaded_at));
-    json_object_set_new(obj, "last_rotation", sc->last_rotation != 0 ? time_json(sc->last_rotation) : json_null());
-    json_object_set_new(obj, "next_rotation", json_null()); /* static files change when their writer says */
-    json_object_set_new(obj, "rotation_failures", json_integer((json_int_t)sc->proc.rotations_failed));
+
+    json_object_set_new(obj, "mode", json_string(sc->ca_mode ? "ca" : "static"));
+    if (tls == NULL) {
+        json_object_set_new(obj, "spiffe_id", json_string(r->spiffe_id));
+        json_object_set_new(obj, "serial", json_null());
+        json_object_set_new(obj, "state", json_string("waiting for the first certificate from seam-ca"));
+    } else {
+        json_object_set_new(obj, "spiffe_id", json_string(tls->spiffe_id));
+        json_object_set_new(obj, "serial", json_string(tls->leaf.serial));
+        json_object_set_new(obj, "not_before", time_json(tls->leaf.not_before));
+        json_object_set_new(obj, "not_after", time_json(tls->leaf.not_after));
+        json_object_set_new(obj, "expires_in_seconds", json_integer((json_int_t)(tls->leaf.not_after - now)));
+        json_object_set_new(obj, "chain", pem_array(tls->chain_pem));
+        json_object_set_new(obj, "bundle", pem_array(tls->bundle_pem));
+        json_object_set_new(obj, "loaded_at", time_json(tls->loaded_at));
+    }
+    if (sc->ca_mode) {
+        time_t next = sc_renewal_next_attempt(r);
+        json_object_set_new(obj, "ca_url", json_string(sc->cfg->ca_url));
+        json_object_set_new(obj, "last_rotation", r->rot.last_rotation != 0 ? time_json(r->rot.last_rotation) : json_null());
+        json_object_set_new(obj, "next_rotation", next != 0 ? time_json(next) : json_string("now"));
+        json_object_set_new(obj, "rotation_failures", json_integer((json_int_t)r->rot.total_failures));
+        json_object_set_new(obj, "consecutive_failures", json_integer((json_int_t)r->rot.failures));
+        json_object_set_new(obj, "last_error", r->last_error[0] != '\0' ? json_string(r->last_error) : json_null());
+        json_object_set_new(obj, "bundle_refreshed_at",
+                            r->bundle_refreshed_at != 0 ? time_json(r->bundle_refreshed_at) : json_null());
+    } else {
+        json_object_set_new(obj, "last_rotation", sc->last_rotation != 0 ? time_json(sc->last_rotation) : json_null());
+        json_object_set_new(obj, "next_rotation", json_null()); /* static files change when their writer says */
+        json_object_set_new(obj, "rotation_failures", json_integer((json_int_t)sc->proc.rotations_failed));
+    }
     send_json(req, obj);
+}
+
+static void handle_ready(sc_sidecar_t *sc, h2o_req_t *req)
+{
+    const char *last_error = sc->ca_mode && sc->renewal.last_error[0] != '\0' ? sc->renewal.last_error : NULL;
+    char text[SC_RENEWAL_DETAIL_MAX + 200];
+
+    if (sc->draining) {
+        send_text(req, 503, "Service Unavailable", "not ready: draining\n");
+        return;
+    }
+    if (sc->tls == NULL) {
+        snprintf(text, sizeof(text), "not ready: no certificate from seam-ca yet (%s)\n",
+                 last_error != NULL ? last_error : "first request in progress");
+    } else if (sc->tls->leaf.not_after <= time(NULL)) {
+        snprintf(text, sizeof(text), "not ready: the certificate has expired%s%s%s\n",
+                 last_error != NULL ? " and could not be renewed (" : "", last_error != NULL ? last_error : "",
+                 last_error != NULL ? ")" : "");
+    } else {
+        send_text(req, 200, "OK", "ready\n");
+        return;
+    }
+    char *body = h2o_mem_alloc_pool(&req->pool, strlen(text) + 1);
+    memcpy(body, text, strlen(text) + 1);
+    send_text(req, 503, "Service Unavailable", body);
 }
 
 static void handle_policy(sc_sidecar_t *sc, h2o_req_t *req)
@@ -128,7 +173,7 @@ static void handle_metrics(sc_sidecar_t *sc, h2o_req_t *req)
     if (sc->has_outbound)
         for (size_t i = 0; i != sc->outbound.num_workers && n < 2 * SC_THREADS_MAX + 1; ++i)
             list[n++] = &sc->outbound.workers[i].metrics;
-    sc->proc.cert_expiry = (double)sc->tls->leaf.not_after;
+    sc->proc.cert_expiry = sc->tls != NULL ? (double)sc->tls->leaf.not_after : 0;
     if (sc_metrics_render(list, n, &sc->proc, &text, &len) != 0) {
         send_text(req, 500, "Internal Server Error", "out of memory\n");
         return;
@@ -150,12 +195,18 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
 
 #define PATH_IS(s) h2o_memis(path.base, path.len, H2O_STRLIT(s))
     if (PATH_IS("/rotate")) {
-        if (!is_post)
+        if (!is_post) {
             send_text(req, 405, "Method Not Allowed", "use POST /rotate\n");
-        else
+        } else if (sc->ca_mode && !sc->draining) {
+            sc_renewal_force(&sc->renewal);
+            send_text(req, 202, "Accepted", "renewal started: GET /certs shows the new serial, the log the outcome\n");
+        } else if (sc->ca_mode) {
+            send_text(req, 503, "Service Unavailable", "draining: no renewal\n");
+        } else {
             send_text(req, 501, "Not Implemented",
                       "not implemented: static mode; the certificate comes from --cert/--key files, which the "
                       "sidecar reloads on change or SIGHUP\n");
+        }
         return 0;
     }
     if (!is_get) {
@@ -165,12 +216,7 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
     if (PATH_IS("/live")) {
         send_text(req, 200, "OK", "live\n");
     } else if (PATH_IS("/ready")) {
-        if (sc->draining)
-            send_text(req, 503, "Service Unavailable", "not ready: draining\n");
-        else if (sc->tls->leaf.not_after <= time(NULL))
-            send_text(req, 503, "Service Unavailable", "not ready: the certificate has expired\n");
-        else
-            send_text(req, 200, "OK", "ready\n");
+        handle_ready(sc, req);
     } else if (PATH_IS("/metrics")) {
         handle_metrics(sc, req);
     } else if (PATH_IS("/certs")) {

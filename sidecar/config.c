@@ -9,15 +9,24 @@
 #include <string.h>
 
 #include "certs/pem.h"
+#include "certs/spiffe.h"
 #include "common/connect.h"
 #include "common/duration.h"
 #include "sidecar/error.h"
 
 const char sc_config_usage[] =
-    "usage: seam-sidecar --cert FILE --key FILE --bundle FILE [options]\n"
+    "usage: seam-sidecar --ca-url URL --ca-bundle FILE --token-file FILE [--spiffe-id ID] [options]\n"
+    "       seam-sidecar --cert FILE --key FILE --bundle FILE [options]\n"
     "       seam-sidecar probe [--admin 127.0.0.1:15000] [PATH]   (exec probe: exit 0 on 200)\n"
     "\n"
-    "Identity (static files):\n"
+    "Identity from seam-ca (renewed automatically; the key never leaves memory):\n"
+    "  --ca-url URL           https://HOST[:PORT] of seam-ca (port 15012 when omitted)\n"
+    "  --ca-bundle FILE       roots that verify seam-ca's certificate (PEM)\n"
+    "  --token-file FILE      join token or Kubernetes service-account token; re-read on every use\n"
+    "  --spiffe-id ID         identity to request (default: from the Kubernetes token's subject)\n"
+    "  --trust-domain TD      trust domain for an identity taken from a token (default " SC_DEFAULT_TRUST_DOMAIN ")\n"
+    "  --bundle-refresh DUR   how often to fetch the trust bundle from seam-ca (default 5m)\n"
+    "Identity from static files (reloaded when they change):\n"
     "  --cert FILE            leaf certificate + intermediate (PEM)\n"
     "  --key FILE             ECDSA P-256 private key (PEM)\n"
     "  --bundle FILE          trust bundle: root certificates (PEM)\n"
@@ -30,15 +39,13 @@ const char sc_config_usage[] =
     "  --outbound ADDR        plain HTTP/1.1 + h2c listener for the app (default " SC_DEFAULT_OUTBOUND "; \"off\")\n"
     "  --upstream-timeout DUR time to the upstream's response headers, then 504 (default 15s)\n"
     "  --upstream-idle-timeout DUR  idle mesh connections close after this (default 60s)\n"
+    "  --transparent          route connections the iptables rules redirected by their original destination\n"
     "Behaviour:\n"
     "  --policy FILE          inbound allow list (JSON); without it every request is denied\n"
     "  --threads N            worker threads (default 1, at most 64)\n"
     "  --drain-timeout DUR    how long SIGTERM waits for in-flight requests (default 10s)\n"
     "  --config FILE          JSON object with the same keys as the flags (flags win)\n"
     "  --help, --version\n"
-    "Not available in this version (refused when given): --ca-url, --ca-bundle, --token-file,\n"
-    "--spiffe-id (CA-issued certificates), --transparent (SO_ORIGINAL_DST routing).\n"
-    "--bundle-refresh is parsed but has no effect yet.\n"
     "Durations take ms, s, m, h suffixes. SIGHUP reloads the policy, the routes and the certificate files;\n"
     "SIGTERM drains and exits.\n";
 
@@ -62,6 +69,7 @@ static const sc_option_t options[] = {
     STR_OPT("ca-bundle", ca_bundle),
     STR_OPT("token-file", token_file),
     STR_OPT("spiffe-id", spiffe_id),
+    STR_OPT("trust-domain", trust_domain),
     STR_OPT("inbound", inbound),
     STR_OPT("app", app),
     STR_OPT("outbound", outbound),
@@ -321,27 +329,77 @@ const char *sc_config_outbound_addr(const sc_config_t *cfg)
     return cfg->outbound[0] != '\0' ? cfg->outbound : SC_DEFAULT_OUTBOUND;
 }
 
-int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
+int sc_config_ca_mode(const sc_config_t *cfg)
 {
-    static const struct {
-        const char *flag;
-        size_t offset;
-        const char *feature;
-    } later[] = {
-        {"ca-url", offsetof(sc_config_t, ca_url), "CA-issued certificates (issue #6)"},
-        {"ca-bundle", offsetof(sc_config_t, ca_bundle), "CA-issued certificates (issue #6)"},
-        {"token-file", offsetof(sc_config_t, token_file), "CA-issued certificates (issue #6)"},
-        {"spiffe-id", offsetof(sc_config_t, spiffe_id), "CA-issued certificates (issue #6)"},
-    };
-    for (size_t i = 0; i != sizeof(later) / sizeof(later[0]); ++i) {
-        if (((const char *)cfg + later[i].offset)[0] != '\0') {
-            snprintf(err, err_cap, "--%s: %s is not available in this version", later[i].flag, later[i].feature);
+    return cfg->ca_url[0] != '\0' || cfg->ca_bundle[0] != '\0' || cfg->token_file[0] != '\0';
+}
+
+/* Exactly one identity source, complete, with well-formed values. */
+static int check_identity(const sc_config_t *cfg, char *err, size_t err_cap)
+{
+    int has_static = cfg->cert[0] != '\0' || cfg->key[0] != '\0' || cfg->bundle[0] != '\0';
+    crt_spiffe_id_t id;
+    int rc;
+
+    if (has_static && sc_config_ca_mode(cfg)) {
+        snprintf(err, err_cap, "--cert/--key/--bundle and --ca-url/--ca-bundle/--token-file are two ways to get an "
+                               "identity: give one of them");
+        return SC_E_USAGE;
+    }
+    if (has_static) {
+        if (cfg->cert[0] == '\0' || cfg->key[0] == '\0' || cfg->bundle[0] == '\0') {
+            snprintf(err, err_cap, "--cert, --key and --bundle are required together (the identity's static files)");
+            return SC_E_USAGE;
+        }
+        if (cfg->spiffe_id[0] != '\0' || cfg->trust_domain[0] != '\0') {
+            snprintf(err, err_cap, "--%s applies to certificates from seam-ca (--ca-url); a static certificate "
+                                   "carries its own identity", cfg->spiffe_id[0] != '\0' ? "spiffe-id" : "trust-domain");
+            return SC_E_USAGE;
+        }
+        return 0;
+    }
+    if (!sc_config_ca_mode(cfg)) {
+        snprintf(err, err_cap, "no identity: give --ca-url, --ca-bundle and --token-file (certificates from seam-ca) "
+                               "or --cert, --key and --bundle (static files)");
+        return SC_E_USAGE;
+    }
+    if (cfg->ca_url[0] == '\0' || cfg->ca_bundle[0] == '\0' || cfg->token_file[0] == '\0') {
+        snprintf(err, err_cap, "--ca-url, --ca-bundle and --token-file are required together (certificates from seam-ca)");
+        return SC_E_USAGE;
+    }
+    if (strncmp(cfg->ca_url, "https://", 8) != 0 || cfg->ca_url[8] == '\0') {
+        snprintf(err, err_cap, "--ca-url %s: must be https://HOST[:PORT] (seam-ca speaks TLS only)", cfg->ca_url);
+        return SC_E_USAGE;
+    }
+    if (cfg->spiffe_id[0] != '\0' &&
+        (rc = crt_spiffe_parse_workload(cfg->spiffe_id, strlen(cfg->spiffe_id), &id)) != 0) {
+        snprintf(err, err_cap, "--spiffe-id %s: %s", cfg->spiffe_id, crt_spiffe_error_message(rc));
+        return SC_E_USAGE;
+    }
+    if (cfg->trust_domain[0] != '\0') {
+        if ((rc = crt_spiffe_check_trust_domain(cfg->trust_domain, strlen(cfg->trust_domain))) != 0) {
+            snprintf(err, err_cap, "--trust-domain %s: %s", cfg->trust_domain, crt_spiffe_error_message(rc));
+            return SC_E_USAGE;
+        }
+        if (cfg->spiffe_id[0] != '\0' && (id.trust_domain_len != strlen(cfg->trust_domain) ||
+                                           memcmp(id.trust_domain, cfg->trust_domain, id.trust_domain_len) != 0)) {
+            snprintf(err, err_cap, "--trust-domain %s: --spiffe-id %s is in another trust domain", cfg->trust_domain,
+                     cfg->spiffe_id);
             return SC_E_USAGE;
         }
     }
-    if (cfg->transparent) {
-        snprintf(err, err_cap, "--transparent: routing by the original destination (SO_ORIGINAL_DST) is not available "
-                               "in this version (issue #5); route by Host or the forward-proxy form instead");
+    if (cfg->bundle_refresh_ms < 1000) {
+        snprintf(err, err_cap, "--bundle-refresh: at least 1s");
+        return SC_E_USAGE;
+    }
+    return 0;
+}
+
+int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
+{
+    if (cfg->transparent && !sc_config_has_outbound(cfg)) {
+        snprintf(err, err_cap, "--transparent routes the outbound listener's connections: it needs --routes FILE "
+                               "(and --outbound not \"off\")");
         return SC_E_USAGE;
     }
     if (cfg->outbound[0] != '\0' && strcmp(cfg->outbound, "off") != 0) {
@@ -353,10 +411,8 @@ int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
             return SC_E_USAGE;
     }
 
-    if (cfg->cert[0] == '\0' || cfg->key[0] == '\0' || cfg->bundle[0] == '\0') {
-        snprintf(err, err_cap, "--cert, --key and --bundle are required (the identity's static files)");
+    if (check_identity(cfg, err, err_cap) != 0)
         return SC_E_USAGE;
-    }
     if (strcmp(cfg->inbound, "off") != 0 && check_addr("inbound", cfg->inbound, err, err_cap) != 0)
         return SC_E_USAGE;
     if (check_addr("app", cfg->app, err, err_cap) != 0 || check_addr("admin", cfg->admin, err, err_cap) != 0)

@@ -19,6 +19,7 @@
 #define SC_DEFAULT_OUTBOUND "127.0.0.1:15001"
 #define SC_DEFAULT_UPSTREAM_TIMEOUT_MS 15000
 #define SC_DEFAULT_UPSTREAM_IDLE_MS 60000
+#define SC_DEFAULT_TRUST_DOMAIN "cluster.local"
 
 /* Every setting; strings are "" when not given. */
 typedef struct st_sc_config_t {
@@ -26,11 +27,12 @@ typedef struct st_sc_config_t {
     char cert[SC_PATH_MAX];
     char key[SC_PATH_MAX];
     char bundle[SC_PATH_MAX];
-    /* identity: CA-issued (parsed, not implemented in this version) */
+    /* identity: issued by seam-ca */
     char ca_url[SC_PATH_MAX];
     char ca_bundle[SC_PATH_MAX];
     char token_file[SC_PATH_MAX];
     char spiffe_id[SC_PATH_MAX];
+    char trust_domain[SC_PATH_MAX]; /* for an ID taken from a token's subject; "" = SC_DEFAULT_TRUST_DOMAIN */
     /* listeners */
     char inbound[SC_ADDR_MAX];
     char app[SC_ADDR_MAX];
@@ -72,10 +74,13 @@ int sc_config_apply_json(sc_config_t *cfg, const char *text, size_t len, const c
                          size_t err_cap) __attribute__((warn_unused_result));
 
 /*
- * Checks the combination: identity files present, unimplemented features
- * refused, admin loopback unless allowed. Returns 0 or SC_E_USAGE with err.
+ * Checks the combination: exactly one complete identity source (static files
+ * or seam-ca), unimplemented features refused, admin loopback unless allowed. Returns 0 or SC_E_USAGE with err.
  */
 int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap) __attribute__((warn_unused_result));
+
+/* True when the identity comes from seam-ca (--ca-url and friends) rather than static files. */
+int sc_config_ca_mode(const sc_config_t *cfg);
 
 /* True when the outbound listener runs: --routes given and --outbound not "off". */
 int sc_config_has_outbound(const sc_config_t *cfg);

@@ -58,8 +58,8 @@ static void reload_identity(sc_sidecar_t *sc, const char *why)
     sc_tls_t *tls = NULL;
     char err[1024], msg[1400];
 
-    if (sc->draining)
-        return;
+    if (sc->draining || sc->ca_mode)
+        return; /* seam-ca's certificates renew on their own schedule */
     if (sc_tls_load(&src, &sc_sidecar_tls_hooks, time(NULL), &tls, err, sizeof(err)) != 0) {
         snprintf(msg, sizeof(msg), ", the current certificate stays: %s", err);
         refuse_identity(sc, why, msg);
@@ -77,16 +77,11 @@ static void reload_identity(sc_sidecar_t *sc, const char *why)
         sc_tls_release(tls); /* nothing changed */
         return;
     }
-    if (sc->has_inbound)
-        sc_inbound_publish_tls(&sc->inbound, tls);
-    if (sc->has_outbound)
-        sc_outbound_publish_tls(&sc->outbound, tls);
     cmn_log_info("certificate reloaded (%s): %s serial %s -> %s, valid until %lld", why, tls->spiffe_id,
                  sc->tls->leaf.serial, tls->leaf.serial, (long long)tls->leaf.not_after);
-    sc_tls_release(sc->tls);
-    sc->tls = tls;
     sc->last_rotation = time(NULL);
     ++sc->proc.rotations_ok;
+    sc_sidecar_publish_tls(sc, tls);
 }
 
 static int routes_equal(const sc_routes_t *a, const sc_routes_t *b)
@@ -107,7 +102,7 @@ static void reload_routes(sc_sidecar_t *sc, const char *why)
     sc_routes_t *routes = NULL;
     char err[1024];
 
-    if (!sc->has_outbound || sc->draining)
+    if (!sc_config_has_outbound(sc->cfg) || sc->draining)
         return;
     if (sc_routes_load_file(sc->cfg->routes, &routes, err, sizeof(err)) != 0) {
         cmn_log_error("routes reload (%s) refused, the previous routes stay in force: %s", why, err);
@@ -117,7 +112,8 @@ static void reload_routes(sc_sidecar_t *sc, const char *why)
         sc_routes_release(routes); /* a touch, or another file in the directory changed */
         return;
     }
-    sc_outbound_publish_routes(&sc->outbound, routes);
+    if (sc->has_outbound)
+        sc_outbound_publish_routes(&sc->outbound, routes);
     sc_routes_release(sc->routes);
     sc->routes = routes;
     cmn_log_info("routes reloaded (%s) from %s: %zu route(s)", why, sc->cfg->routes, sc_routes_count(routes));
@@ -143,7 +139,7 @@ static void start_routes_watch(sc_sidecar_t *sc)
 
     uv_timer_init(sc->loop, &sc->routes_debounce);
     sc->routes_debounce.data = sc;
-    if (!sc->has_outbound)
+    if (!sc_config_has_outbound(sc->cfg))
         return;
     snprintf(copy, sizeof(copy), "%s", sc->cfg->routes);
     const char *dir = dirname(copy);
@@ -259,7 +255,8 @@ static void on_drain_poll(uv_timer_t *timer)
     sc_admin_stop(sc);
     close_if_open((uv_handle_t *)&sc->drain_poll);
     close_if_open((uv_handle_t *)&sc->policy_debounce);
-    close_if_open((uv_handle_t *)&sc->identity_debounce);
+    if (!sc->ca_mode)
+        close_if_open((uv_handle_t *)&sc->identity_debounce);
     close_if_open((uv_handle_t *)&sc->routes_debounce);
     if (sc->routes_watching)
         close_if_open((uv_handle_t *)&sc->routes_watch);
@@ -285,6 +282,8 @@ static void on_signal(uv_signal_t *handle, int signum)
     if (sc->draining)
         return;
     sc->draining = 1;
+    if (sc->ca_mode)
+        sc_renewal_stop(&sc->renewal);
     cmn_log_info("%s: draining (up to %lld ms): /ready now answers 503, listeners close", strsignal(signum),
                  (long long)sc->cfg->drain_timeout_ms);
     if (sc->has_inbound)
@@ -303,6 +302,66 @@ static int start_signal(sc_sidecar_t *sc, uv_signal_t *h, int signum)
     return uv_signal_start(h, on_signal, signum);
 }
 
+/* Binds and starts the inbound and outbound workers around the first certificate. Returns 0 or -1 (logged). */
+static int start_listeners(sc_sidecar_t *sc)
+{
+    const sc_config_t *cfg = sc->cfg;
+    char err[1024];
+
+    if (strcmp(cfg->inbound, "off") != 0) {
+        if (sc_inbound_init(&sc->inbound, cfg->inbound, cfg->app, (size_t)cfg->threads,
+                            (uint64_t)cfg->drain_timeout_ms, sc->tls, sc->policy, err, sizeof(err)) != 0) {
+            cmn_log_error("%s", err);
+            return -1;
+        }
+        sc->has_inbound = 1;
+    }
+    if (sc_config_has_outbound(cfg)) {
+        if (sc_outbound_init(&sc->outbound, sc_config_outbound_addr(cfg), (size_t)cfg->threads,
+                             (uint64_t)cfg->upstream_timeout_ms, (uint64_t)cfg->upstream_idle_timeout_ms,
+                             (uint64_t)cfg->drain_timeout_ms, sc->tls, sc->routes, err, sizeof(err)) != 0) {
+            cmn_log_error("%s", err);
+            return -1;
+        }
+        sc_outbound_set_transparent(&sc->outbound, cfg->transparent);
+        sc->has_outbound = 1;
+    }
+    if ((sc->has_inbound && sc_inbound_start(&sc->inbound) != 0) ||
+        (sc->has_outbound && sc_outbound_start(&sc->outbound) != 0)) {
+        cmn_log_error("cannot start worker threads");
+        return -1;
+    }
+    cmn_log_info("identity %s (serial %s); inbound %s -> app %s with %d thread(s); admin %s; policy %s (%zu rule(s), %s)",
+                 sc->tls->spiffe_id, sc->tls->leaf.serial, sc->has_inbound ? cfg->inbound : "off", cfg->app,
+                 cfg->threads, cfg->admin, sc_policy_source(sc->policy), sc_policy_num_rules(sc->policy),
+                 sc_policy_mode(sc->policy) == SC_POLICY_AUDIT ? "audit" : "enforce");
+    if (sc->has_outbound)
+        cmn_log_info("outbound %s: %zu route(s) from %s; upstream timeout %lld ms, idle %lld ms",
+                     sc_config_outbound_addr(cfg), sc_routes_count(sc->routes), cfg->routes,
+                     (long long)cfg->upstream_timeout_ms, (long long)cfg->upstream_idle_timeout_ms);
+    return 0;
+}
+
+void sc_sidecar_publish_tls(sc_sidecar_t *sc, sc_tls_t *tls)
+{
+    if (sc->draining) {
+        sc_tls_release(tls);
+        return;
+    }
+    if (sc->tls == NULL) {
+        sc->tls = tls;
+        if (start_listeners(sc) != 0)
+            exit(1); /* a CA-mode sidecar that cannot bind is as dead as a static one: let the supervisor see it */
+        return;
+    }
+    if (sc->has_inbound)
+        sc_inbound_publish_tls(&sc->inbound, tls);
+    if (sc->has_outbound)
+        sc_outbound_publish_tls(&sc->outbound, tls);
+    sc_tls_release(sc->tls);
+    sc->tls = tls;
+}
+
 int sc_sidecar_run(const sc_config_t *cfg)
 {
     static sc_sidecar_t sidecar; /* large (per-worker metrics); lives for the whole process */
@@ -313,12 +372,13 @@ int sc_sidecar_run(const sc_config_t *cfg)
 
     memset(sc, 0, sizeof(*sc));
     sc->cfg = cfg;
+    sc->ca_mode = sc_config_ca_mode(cfg);
     sc->started_at = time(NULL);
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&sc->main_loop);
     sc->loop = &sc->main_loop;
 
-    if (sc_tls_load(&src, &sc_sidecar_tls_hooks, time(NULL), &sc->tls, err, sizeof(err)) != 0) {
+    if (!sc->ca_mode && sc_tls_load(&src, &sc_sidecar_tls_hooks, time(NULL), &sc->tls, err, sizeof(err)) != 0) {
         cmn_log_error("%s", err);
         return 1;
     }
@@ -333,30 +393,13 @@ int sc_sidecar_run(const sc_config_t *cfg)
         return 1;
     }
     sc->policy_loaded_at = time(NULL);
+    if (sc_config_has_outbound(cfg) && sc_routes_load_file(cfg->routes, &sc->routes, err, sizeof(err)) != 0) {
+        cmn_log_error("--routes: %s", err);
+        return 1;
+    }
     if (sc_admin_start(sc, err, sizeof(err)) != 0) {
         cmn_log_error("%s", err);
         return 1;
-    }
-    sc->has_inbound = strcmp(cfg->inbound, "off") != 0;
-    if (sc->has_inbound) {
-        if (sc_inbound_init(&sc->inbound, cfg->inbound, cfg->app, (size_t)cfg->threads,
-                            (uint64_t)cfg->drain_timeout_ms, sc->tls, sc->policy, err, sizeof(err)) != 0) {
-            cmn_log_error("%s", err);
-            return 1;
-        }
-    }
-    sc->has_outbound = sc_config_has_outbound(cfg);
-    if (sc->has_outbound) {
-        if (sc_routes_load_file(cfg->routes, &sc->routes, err, sizeof(err)) != 0) {
-            cmn_log_error("--routes: %s", err);
-            return 1;
-        }
-        if (sc_outbound_init(&sc->outbound, sc_config_outbound_addr(cfg), (size_t)cfg->threads,
-                             (uint64_t)cfg->upstream_timeout_ms, (uint64_t)cfg->upstream_idle_timeout_ms,
-                             (uint64_t)cfg->drain_timeout_ms, sc->tls, sc->routes, err, sizeof(err)) != 0) {
-            cmn_log_error("%s", err);
-            return 1;
-        }
     }
     if (start_signal(sc, &sc->sigterm, SIGTERM) != 0 || start_signal(sc, &sc->sigint, SIGINT) != 0 ||
         start_signal(sc, &sc->sighup, SIGHUP) != 0) {
@@ -364,21 +407,18 @@ int sc_sidecar_run(const sc_config_t *cfg)
         return 1;
     }
     start_policy_watch(sc);
-    start_identity_watch(sc);
     start_routes_watch(sc);
-    if ((sc->has_inbound && sc_inbound_start(&sc->inbound) != 0) ||
-        (sc->has_outbound && sc_outbound_start(&sc->outbound) != 0)) {
-        cmn_log_error("cannot start worker threads");
-        return 1;
+    if (sc->ca_mode) {
+        /* the listeners start when the first certificate arrives; until then connections are refused */
+        if (sc_renewal_start(&sc->renewal, sc, err, sizeof(err)) != 0) {
+            cmn_log_error("%s", err);
+            return 1;
+        }
+    } else {
+        start_identity_watch(sc);
+        if (start_listeners(sc) != 0)
+            return 1;
     }
-    cmn_log_info("identity %s (serial %s); inbound %s -> app %s with %d thread(s); admin %s; policy %s (%zu rule(s), %s)",
-                 sc->tls->spiffe_id, sc->tls->leaf.serial, sc->has_inbound ? cfg->inbound : "off", cfg->app,
-                 cfg->threads, cfg->admin, sc_policy_source(sc->policy), sc_policy_num_rules(sc->policy),
-                 sc_policy_mode(sc->policy) == SC_POLICY_AUDIT ? "audit" : "enforce");
-    if (sc->has_outbound)
-        cmn_log_info("outbound %s: %zu route(s) from %s; upstream timeout %lld ms, idle %lld ms",
-                     sc_config_outbound_addr(cfg), sc_routes_count(sc->routes), cfg->routes,
-                     (long long)cfg->upstream_timeout_ms, (long long)cfg->upstream_idle_timeout_ms);
     uv_run(sc->loop, UV_RUN_DEFAULT);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "sidecar/metrics.h"
 #include "sidecar/outbound.h"
 #include "sidecar/policy.h"
+#include "sidecar/renewal.h"
 #include "sidecar/tls.h"
 
 #define SC_POLICY_RELOAD_DEBOUNCE_MS 100 /* a burst of file events becomes one reload */
@@ -22,7 +23,9 @@ typedef struct st_sc_sidecar_t {
     uv_loop_t main_loop;
     uv_loop_t *loop;
     time_t started_at;
-    sc_tls_t *tls;       /* current identity snapshot (main thread's reference) */
+    sc_tls_t *tls;       /* current identity snapshot (main thread's reference); NULL until seam-ca issued one */
+    int ca_mode;         /* the identity comes from seam-ca */
+    sc_renewal_t renewal; /* CA mode: bootstrap, renewal, bundle refresh */
     sc_policy_t *policy; /* current policy (main thread's reference) */
     time_t policy_loaded_at;
     int has_inbound;
@@ -53,6 +56,13 @@ typedef struct st_sc_sidecar_t {
     time_t last_rotation; /* last successful certificate reload; 0: none */
     char last_identity_error[1400]; /* the last refused reload's message; a file change repeating it is not counted again */
 } sc_sidecar_t;
+
+/*
+ * Makes tls (the caller's reference, taken over) the identity for new
+ * handshakes on every worker; live connections keep theirs. The first one
+ * also starts the listeners. Main thread only.
+ */
+void sc_sidecar_publish_tls(sc_sidecar_t *sc, sc_tls_t *tls);
 
 /* Runs the sidecar until it has drained after SIGTERM. Returns the process exit code (0, or 1 on start-up failure). */
 int sc_sidecar_run(const sc_config_t *cfg);

@@ -37,7 +37,7 @@ typedef struct st_sc_tls_hooks_t {
     void (*on_client_info)(const SSL *ssl, int where, int ret);
 } sc_tls_hooks_t;
 
-/* Where a snapshot's identity comes from (static files now; the CA client later). */
+/* Static files a snapshot's identity comes from (--cert, --key, --bundle). */
 typedef struct st_sc_tls_source_t {
     const char *cert_path;   /* leaf + intermediates, PEM */
     const char *key_path;    /* ECDSA P-256 key, PEM */
@@ -57,6 +57,36 @@ typedef struct st_sc_tls_t {
     time_t loaded_at;
     const sc_tls_hooks_t *hooks; /* borrowed; outlives every snapshot */
 } sc_tls_t;
+
+#define SC_TLS_SOURCE_MAX 4200 /* "--cert PATH" and the like */
+
+/*
+ * The ingredients of a snapshot, all in memory. sources name where each came
+ * from in error lines ("--cert /etc/seam/cert.pem", "seam-ca").
+ */
+typedef struct st_sc_tls_parts_t {
+    STACK_OF(X509) * chain; /* leaf first, then intermediates */
+    EVP_PKEY *key;          /* the leaf's private key */
+    crt_bundle_t *bundle;   /* roots */
+    const char *chain_source, *key_source, *bundle_source;
+} sc_tls_parts_t;
+
+/*
+ * Builds a snapshot from parts (nothing is taken over; the snapshot keeps its
+ * own references): the chain must verify against the bundle at now with one
+ * SPIFFE ID, and the key must match the leaf. Returns 0, or SC_E_IDENTITY /
+ * SC_E_NOMEM with one line in err.
+ */
+int sc_tls_build(const sc_tls_parts_t *parts, const sc_tls_hooks_t *hooks, time_t now, sc_tls_t **out, char *err,
+                 size_t err_cap) __attribute__((warn_unused_result));
+
+/*
+ * The parts a snapshot was built from, with new references (sources are
+ * NULL), so a renewal can present the current certificate or a new bundle can
+ * be combined with it. Returns 0 or -1 (out of memory). Free with sc_tls_parts_clear().
+ */
+int sc_tls_parts_of(const sc_tls_t *tls, sc_tls_parts_t *parts) __attribute__((warn_unused_result));
+void sc_tls_parts_clear(sc_tls_parts_t *parts);
 
 /*
  * Builds a snapshot from static files: reads them, checks the key matches the

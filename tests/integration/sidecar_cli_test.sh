@@ -42,13 +42,24 @@ run "non-loopback admin" 2 "${IDENT[@]}" --admin 0.0.0.0:15000
 one_line "non-loopback admin" "--admin-allow-remote"
 run "outbound without routes" 2 "${IDENT[@]}" --outbound 127.0.0.1:15001
 one_line "outbound without routes" "needs --routes"
-run "transparent not yet" 2 "${IDENT[@]}" --routes r.json --transparent
-one_line "transparent not yet" "SO_ORIGINAL_DST"
+run "transparent without the outbound listener" 2 "${IDENT[@]}" --transparent
+one_line "transparent without the outbound listener" "--transparent"
 echo '{"routes": [{"host": "a", "upstream": "b:1", "identity": "nope"}]}' >bad-routes.json
 run "bad routes file" 1 "${IDENT[@]}" --routes bad-routes.json --inbound off --admin 127.0.0.1:$(free_port) --outbound 127.0.0.1:$(free_port)
 one_line "bad routes file" "routes[0].identity"
-run "CA mode not yet" 2 --ca-url https://127.0.0.1:15012 --ca-bundle ca/bundle.pem --token-file t
-one_line "CA mode not yet" "issue #6"
+run "CA mode without a token file" 2 --ca-url https://127.0.0.1:15012 --ca-bundle ca/bundle.pem
+one_line "CA mode without a token file" "--ca-url, --ca-bundle and --token-file are required together"
+run "CA mode over plain http" 2 --ca-url http://127.0.0.1:15012 --ca-bundle ca/bundle.pem --token-file t
+one_line "CA mode over plain http" "must be https://"
+run "both identity sources" 2 "${IDENT[@]}" --ca-url https://127.0.0.1:15012 --ca-bundle ca/bundle.pem --token-file t
+one_line "both identity sources" "give one of them"
+echo seam-join-0123 >join.token
+run "join token without --spiffe-id" 1 --ca-url https://127.0.0.1:1 --ca-bundle ca/bundle.pem --token-file join.token \
+    --admin 127.0.0.1:$(free_port)
+one_line "join token without --spiffe-id" "join.token: the token is not a Kubernetes service-account token"
+run "missing token file" 1 --ca-url https://127.0.0.1:1 --ca-bundle ca/bundle.pem --token-file nope.token \
+    --admin 127.0.0.1:$(free_port)
+one_line "missing token file" "--token-file nope.token: cannot read the file"
 run "missing cert file" 1 --cert nope.pem --key server.key --bundle ca/bundle.pem --inbound off --admin 127.0.0.1:$(free_port)
 one_line "missing cert file" "nope.pem"
 run "expired own certificate" 1 --cert expired.pem --key expired.key --bundle ca/bundle.pem --inbound off \
