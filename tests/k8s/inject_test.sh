@@ -86,6 +86,9 @@ refuse "a volume name clash" "already used" \
     '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{"volumes":[{"name":"seam-token","emptyDir":{}}],"containers":[{"name":"a","image":"x","ports":[{"containerPort":80}]}]}}' "${flags[@]}"
 "$inject" </dev/null >/dev/null 2>&1
 [ $? -eq 2 ] && ok "no listener chosen is a usage error" || bad "no listener chosen is a usage error"
+"$inject" --policy-configmap p --transparent </dev/null >/dev/null 2>"$work/err"
+[ $? -eq 2 ] && grep -q "needs --routes-configmap" "$work/err" && ok "--transparent without routes is a usage error" ||
+    bad "--transparent without routes is a usage error" "$(cat "$work/err")"
 
 echo "inject: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -3,12 +3,14 @@
 # every kustomization, field names/types/required fields of every rendered
 # object, kubectl's typed round trip of every pod template, the inject
 # helper, and drift between the manifests and the real binaries' flags.
-# usage: tests/k8s/run.sh SIDECAR_BIN CA_BIN
+# With CERTS_BIN, every rendered sidecar also runs against a local seam-ca.
+# usage: tests/k8s/run.sh SIDECAR_BIN CA_BIN [CERTS_BIN]
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 sidecar=${1:?sidecar binary}
 ca=${2:?seam-ca binary}
+certs=${3:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export HOME=${HOME:-$work}
@@ -49,7 +51,8 @@ done < <(find "$top/k8s" -name kustomization.yaml | sort)
 step "types and fields" node "$here/validate.js" "$work"/rendered/*.yaml
 step "kubectl round trip" python3 "$here/roundtrip.py" "$work"/rendered/*.yaml
 step "inject helper" "$here/inject_test.sh"
-step "manifests match binaries" python3 "$here/drift.py" --sidecar "$sidecar" --ca "$ca" "$work"/rendered/*.yaml
+step "manifests match binaries" python3 "$here/drift.py" --sidecar "$sidecar" --ca "$ca" ${certs:+--certs "$certs"} \
+    "$work"/rendered/*.yaml
 
 echo "k8s: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
