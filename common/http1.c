@@ -6,25 +6,7 @@
 #include <strings.h>
 #include <sys/types.h>
 
-/*
- * libh2o exports picohttpparser but Debian ships no header for it; these
- * declarations follow the version libh2o 2.2.5 bundles.
- */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-struct phr_chunked_decoder {
-    size_t bytes_left_in_chunk;
-    char consume_trailer;
-    char _hex_count;
-    char _state;
-};
-int phr_parse_response(const char *buf, size_t len, int *minor_version, int *status, const char **msg, size_t *msg_len,
-                       struct phr_header *headers, size_t *num_headers, size_t last_len);
-ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_t *bufsz);
+#include "common/picohttpparser.h"
 
 static int header_is(const struct phr_header *h, const char *name)
 {
