@@ -33,6 +33,7 @@ const char sc_config_usage[] =
     "Listeners:\n"
     "  --inbound ADDR         mTLS listener (default " SC_DEFAULT_INBOUND "; \"off\" disables it)\n"
     "  --app ADDR             the application behind the sidecar (default " SC_DEFAULT_APP ")\n"
+    "  --app-timeout DUR      the app making no progress for this long: 504, or a cut response (default 30s)\n"
     "  --admin ADDR           admin endpoint (default " SC_DEFAULT_ADMIN ")\n"
     "  --admin-allow-remote   allow a non-loopback admin address\n"
     "  --routes FILE          outbound routes (JSON); turns the outbound listener on\n"
@@ -76,6 +77,7 @@ static const sc_option_t options[] = {
     STR_OPT("routes", routes),
     NUM_OPT("transparent", OPT_BOOL, transparent),
     NUM_OPT("upstream-timeout", OPT_DURATION, upstream_timeout_ms),
+    NUM_OPT("app-timeout", OPT_DURATION, app_timeout_ms),
     NUM_OPT("upstream-idle-timeout", OPT_DURATION, upstream_idle_timeout_ms),
     STR_OPT("admin", admin),
     NUM_OPT("admin-allow-remote", OPT_BOOL, admin_allow_remote),
@@ -97,6 +99,7 @@ void sc_config_defaults(sc_config_t *cfg)
     cfg->threads = 1;
     cfg->drain_timeout_ms = SC_DEFAULT_DRAIN_MS;
     cfg->upstream_timeout_ms = SC_DEFAULT_UPSTREAM_TIMEOUT_MS;
+    cfg->app_timeout_ms = SC_DEFAULT_APP_TIMEOUT_MS;
     cfg->upstream_idle_timeout_ms = SC_DEFAULT_UPSTREAM_IDLE_MS;
     cfg->bundle_refresh_ms = 5 * 60 * 1000;
 }
@@ -413,6 +416,10 @@ int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
 
     if (check_identity(cfg, err, err_cap) != 0)
         return SC_E_USAGE;
+    if (cfg->app_timeout_ms <= 0) {
+        snprintf(err, err_cap, "--app-timeout: must be longer than 0");
+        return SC_E_USAGE;
+    }
     if (strcmp(cfg->inbound, "off") != 0 && check_addr("inbound", cfg->inbound, err, err_cap) != 0)
         return SC_E_USAGE;
     if (check_addr("app", cfg->app, err, err_cap) != 0 || check_addr("admin", cfg->admin, err, err_cap) != 0)

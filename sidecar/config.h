@@ -18,6 +18,7 @@
 #define SC_DEFAULT_DRAIN_MS 10000
 #define SC_DEFAULT_OUTBOUND "127.0.0.1:15001"
 #define SC_DEFAULT_UPSTREAM_TIMEOUT_MS 15000
+#define SC_DEFAULT_APP_TIMEOUT_MS 30000
 #define SC_DEFAULT_UPSTREAM_IDLE_MS 60000
 #define SC_DEFAULT_TRUST_DOMAIN "cluster.local"
 
@@ -40,6 +41,7 @@ typedef struct st_sc_config_t {
     char routes[SC_PATH_MAX];
     int transparent;
     int64_t upstream_timeout_ms;
+    int64_t app_timeout_ms;
     int64_t upstream_idle_timeout_ms;
     char admin[SC_ADDR_MAX];
     int admin_allow_remote;

@@ -18,6 +18,7 @@
 
 #include "certs/error.h"
 #include "common/log.h"
+#include "sidecar/appclient.h"
 #include "sidecar/config.h"
 #include "sidecar/error.h"
 #include "sidecar/outbound.h"
@@ -47,11 +48,6 @@ typedef struct st_sc_authz_handler_t {
     h2o_handler_t super;
     sc_inbound_t *inbound;
 } sc_authz_handler_t;
-
-typedef struct st_sc_app_error_filter_t {
-    h2o_filter_t super;
-    sc_inbound_t *inbound;
-} sc_app_error_filter_t;
 
 typedef struct st_sc_access_logger_t {
     h2o_logger_t super;
@@ -334,64 +330,8 @@ static int on_authz_req(h2o_handler_t *self, h2o_req_t *req)
                                   h2o_iovec_init(H2O_STRLIT(";URI=")), h2o_iovec_init(conn->peer_id, strlen(conn->peer_id)));
     h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT(SC_XFCC_HEADER), 0, NULL, xfcc.base, xfcc.len);
 
-    h2o_req_overrides_t *overrides = h2o_mem_alloc_pool(&req->pool, sizeof(*overrides));
-    memset(overrides, 0, sizeof(*overrides));
-    overrides->socketpool = &w->app_pool;
-    h2o_reprocess_request(req, req->method, &H2O_URL_SCHEME_HTTP, req->authority, req->path, overrides, 0);
+    sc_app_forward(req, &w->app_target);
     return 0;
-}
-
-/* ---- app errors: the proxy's connect failures become 503 "app unreachable" ---- */
-
-typedef struct st_sc_body_swap_t {
-    h2o_ostream_t super;
-    h2o_iovec_t body;
-    int replaced;
-} sc_body_swap_t;
-
-static void on_body_swap_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
-                              h2o_send_state_t state)
-{
-    sc_body_swap_t *swap = (void *)self;
-    (void)bufs;
-    if (!swap->replaced && bufcnt != 0) {
-        swap->replaced = 1;
-        h2o_ostream_send_next(&swap->super, req, &swap->body, 1, state);
-    } else {
-        h2o_ostream_send_next(&swap->super, req, NULL, 0, state);
-    }
-}
-
-static int is_app_connect_failure(h2o_req_t *req)
-{
-    if (req->res.status != 502 || req->error_logs.size == 0)
-        return 0;
-    const h2o_req_error_log_t *log = &req->error_logs.entries[req->error_logs.size - 1];
-    if (strcmp(log->module, "lib/core/proxy.c") != 0)
-        return 0;
-    return h2o_memis(log->msg.base, log->msg.len, H2O_STRLIT("connection failed")) ||
-           h2o_memis(log->msg.base, log->msg.len, H2O_STRLIT("failed to connect to host")) ||
-           h2o_memis(log->msg.base, log->msg.len, H2O_STRLIT("connection failure"));
-}
-
-static void on_app_error_setup_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostream_t **slot)
-{
-    sc_app_error_filter_t *self = (void *)_self;
-    if (is_app_connect_failure(req)) {
-        sc_body_swap_t *swap = (void *)h2o_add_ostream(req, sizeof(*swap), slot);
-        char body[512];
-        int n = snprintf(body, sizeof(body), "service unavailable: the app at %s is unreachable (%.*s)\n",
-                         self->inbound->app_name, (int)req->error_logs.entries[req->error_logs.size - 1].msg.len,
-                         req->error_logs.entries[req->error_logs.size - 1].msg.base);
-        swap->body = h2o_strdup(&req->pool, body, (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1);
-        swap->replaced = 0;
-        swap->super.do_send = on_body_swap_send;
-        req->res.status = 503;
-        req->res.reason = "Service Unavailable";
-        req->res.content_length = swap->body.len;
-        slot = &swap->super.next;
-    }
-    h2o_setup_next_ostream(req, slot);
 }
 
 /* ---- access log and request metrics ---- */
@@ -596,7 +536,8 @@ Error:
 }
 
 int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, size_t num_workers,
-                    uint64_t drain_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
+                    uint64_t drain_timeout_ms, uint64_t app_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err,
+                    size_t err_cap)
 {
     socklen_t listen_len;
     char why[256];
@@ -620,17 +561,11 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
     in->globalconf.http2.max_concurrent_requests_per_connection = SC_H2_MAX_CONCURRENT_STREAMS;
     /* longer than the outbound side's idle timeout, so the client closes an idle mesh connection first */
     in->globalconf.http2.idle_timeout = SC_INBOUND_H2_IDLE_MS;
-    in->globalconf.proxy.io_timeout = SC_APP_IO_TIMEOUT_MS;
-    in->globalconf.proxy.preserve_x_forwarded_proto = 0;
-    in->globalconf.proxy.emit_x_forwarded_headers = 1;
     h2o_hostconf_t *hostconf = h2o_config_register_host(&in->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
     sc_authz_handler_t *handler = (void *)h2o_create_handler(pathconf, sizeof(*handler));
     handler->super.on_req = on_authz_req;
     handler->inbound = in;
-    sc_app_error_filter_t *filter = (void *)h2o_create_filter(pathconf, sizeof(*filter));
-    filter->super.on_setup_ostream = on_app_error_setup_ostream;
-    filter->inbound = in;
     sc_access_logger_t *logger = (void *)h2o_create_logger(pathconf, sizeof(*logger));
     logger->super.log_access = on_log_access;
     logger->inbound = in;
@@ -658,6 +593,8 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         w->accept_ctx.ssl_ctx = tls->server_ctx;
         h2o_socketpool_init_by_address(&w->app_pool, (struct sockaddr *)&in->app_addr, in->app_addr_len, 0, SIZE_MAX);
         h2o_socketpool_set_timeout(&w->app_pool, &w->loop, SC_APP_KEEPALIVE_MS);
+        h2o_timeout_init(&w->loop, &w->app_timeout, app_timeout_ms);
+        w->app_target = (sc_app_target_t){&w->app_pool, &w->app_timeout, in->app_name};
         uv_async_init(&w->loop, &w->wakeup, on_wakeup);
         w->wakeup.data = w;
         uv_timer_init(&w->loop, &w->drain_timer);

@@ -12,6 +12,7 @@
 #include "sidecar/error.h"
 #include "sidecar/metrics.h"
 #include "sidecar/policy.h"
+#include "sidecar/appclient.h"
 #include "sidecar/streamrate.h"
 #include "sidecar/tls.h"
 
@@ -19,7 +20,6 @@
 #define SC_MAX_REQUEST_HEADER_BYTES (32 * 1024)   /* names + values of one request's headers; more: 431 */
 #define SC_MAX_REQUEST_BODY_BYTES (1024ul * 1024 * 1024) /* request body limit; more: 413 */
 #define SC_APP_KEEPALIVE_MS 2000                  /* idle pooled connections to the app close after this */
-#define SC_APP_IO_TIMEOUT_MS 30000                /* app read/write timeout; then 502 */
 #define SC_HANDSHAKE_TIMEOUT_MS 10000             /* inbound TLS handshake must finish within this */
 #define SC_INBOUND_H2_IDLE_MS 90000               /* an HTTP/2 connection without requests closes after this
                                                      (above the outbound default, SC_DEFAULT_UPSTREAM_IDLE_MS) */
@@ -46,6 +46,8 @@ typedef struct st_sc_worker_t {
     uv_timer_t drain_timer;
     h2o_accept_ctx_t accept_ctx;
     h2o_socketpool_t app_pool;
+    h2o_timeout_t app_timeout;   /* no progress from the app for --app-timeout */
+    sc_app_target_t app_target;  /* what the app client needs: pool, timeout, name */
     sc_policy_t *policy; /* this worker's reference */
     sc_tls_t *tls;       /* this worker's reference: new handshakes use it */
     size_t num_conns;
@@ -87,7 +89,8 @@ extern const sc_tls_hooks_t sc_sidecar_tls_hooks;
  * with err.
  */
 int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, size_t num_workers,
-                    uint64_t drain_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
+                    uint64_t drain_timeout_ms, uint64_t app_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err,
+                    size_t err_cap)
     __attribute__((warn_unused_result));
 
 /* Starts the worker threads. Returns 0 or SC_E_THREAD. */

@@ -310,7 +310,8 @@ static int start_listeners(sc_sidecar_t *sc)
 
     if (strcmp(cfg->inbound, "off") != 0) {
         if (sc_inbound_init(&sc->inbound, cfg->inbound, cfg->app, (size_t)cfg->threads,
-                            (uint64_t)cfg->drain_timeout_ms, sc->tls, sc->policy, err, sizeof(err)) != 0) {
+                            (uint64_t)cfg->drain_timeout_ms, (uint64_t)cfg->app_timeout_ms, sc->tls, sc->policy, err,
+                            sizeof(err)) != 0) {
             cmn_log_error("%s", err);
             return -1;
         }

@@ -3,7 +3,7 @@
 SIDECAR=$(seam_bin sidecar/seam-sidecar)
 CERTS=$(seam_bin certs/seam-certs)
 TESTCERT=$(seam_bin tests/tools/seam-testcert)
-TEST_APP=$(dirname "${BASH_SOURCE[0]}")/sidecar_test_app.py
+TEST_APP=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/sidecar_test_app.py
 TD=cluster.local
 SERVER_ID=spiffe://$TD/ns/default/sa/backend
 

@@ -11,7 +11,6 @@ source "$(dirname "$0")/sidecar_lib.sh" # TD=cluster.local from here on
 STEADY=${SIDECAR_LIFECYCLE_SECONDS:-90}
 TTL=20s
 ISS=https://kubernetes.default.svc.cluster.local
-TEST_APP=$(cd "$(dirname "$TEST_APP")" && pwd)/$(basename "$TEST_APP") # the test runs in $WORK
 FRONT_ID=spiffe://$TD/ns/default/sa/frontend
 BACK_ID=spiffe://$TD/ns/default/sa/backend
 cd "$WORK" || exit 1

@@ -7,7 +7,11 @@ Every request gets 200 with a JSON body: method, path, the x-forwarded-client-ce
 values it saw (a list, so a duplicate shows), the Host header, the x-hop header (to
 see whether a proxy dropped a header its Connection header named) and the body length.
 /slow?ms=N waits N milliseconds before answering (requests in flight during a drain);
-any path ending in /bytes?n=N answers N bytes of "x" instead.
+any path ending in /bytes?n=N answers N bytes of "x" instead. Framing cases for the
+sidecar's app client: /chunked?n=N (N bytes of "y", chunked), /close?n=N (N bytes, no
+length, the end is the close), /cut?n=N (announces N bytes, sends half, closes),
+/garbage (not HTTP), /nocontent (204). The JSON also carries the client's port
+(peer_port: equal ports mean a reused connection) and the x-forwarded-* and expect headers.
 """
 import json
 import sys
@@ -34,6 +38,36 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(chunk[:min(n, len(chunk))])
                 n -= min(n, len(chunk))
             return
+        n = int(urllib.parse.parse_qs(url.query).get("n", ["0"])[0])
+        if url.path == "/chunked":
+            self.send_response(200)
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            left = n
+            while left > 0:
+                size = min(left, 7919)  # odd chunk sizes
+                self.wfile.write(b"%x\r\n" % size + b"y" * size + b"\r\n")
+                left -= size
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if url.path in ("/close", "/cut"):
+            self.send_response(200)
+            if url.path == "/cut":
+                self.send_header("content-length", str(n))
+            self.send_header("connection", "close")
+            self.end_headers()
+            self.wfile.write(b"z" * (n if url.path == "/close" else n // 2))
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if url.path == "/garbage":
+            self.wfile.write(b"this is not HTTP\r\n\r\n")
+            self.close_connection = True
+            return
+        if url.path == "/nocontent":
+            self.send_response(204)
+            self.end_headers()
+            return
         if url.path == "/slow":
             ms = int(urllib.parse.parse_qs(url.query).get("ms", ["500"])[0])
             time.sleep(ms / 1000.0)
@@ -43,6 +77,10 @@ class Handler(BaseHTTPRequestHandler):
             "xfcc": self.headers.get_all("x-forwarded-client-cert") or [],
             "host": self.headers.get("host"),
             "x_hop": self.headers.get("x-hop"),
+            "peer_port": self.client_address[1],
+            "x_forwarded_proto": self.headers.get("x-forwarded-proto"),
+            "x_forwarded_for": self.headers.get("x-forwarded-for"),
+            "expect": self.headers.get("expect"),
             "body_length": len(body),
         }).encode() + b"\n"
         self.send_response(200)

@@ -122,6 +122,8 @@ static void test_checks(void **state)
         {"--cert c --key k --bundle b --spiffe-id spiffe://td/ns/a/sa/b", "carries its own identity"},
         {"--cert c --key k --bundle b --trust-domain td", "carries its own identity"},
         {"--inbound 127.0.0.1:1", "no identity"},
+        {"--cert c --key k --bundle b --app-timeout 500ms", NULL},
+        {"--cert c --key k --bundle b --app-timeout 0s", "--app-timeout"},
     };
     static sc_config_t cfg;
     for (size_t i = 0; i != sizeof(rows) / sizeof(rows[0]); ++i) {

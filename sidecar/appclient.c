@@ -1,0 +1,422 @@
+/* The inbound side's HTTP/1.1 client to the app, reading the app only as fast as the client takes the response. */
+#include "sidecar/appclient.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "common/picohttpparser.h"
+#include "sidecar/forward.h"
+#include "sidecar/inbound.h"
+
+typedef enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE } body_kind_t;
+
+typedef struct st_sc_appreq_t {
+    h2o_generator_t super; /* first: h2o_start_response takes it */
+    h2o_req_t *req;        /* NULL once the client went away */
+    const sc_app_target_t *target;
+    h2o_socketpool_connect_request_t *connecting;
+    h2o_socket_t *sock;    /* the app connection; sock->data is this record */
+    h2o_timeout_entry_t timeout;
+    int started;           /* the response head went to the client */
+    int paused;            /* the app's socket is not being read (backpressure) */
+    int done;              /* the app's response is complete (or cut) */
+    int failed;            /* ... cut: the client gets an incomplete response */
+    int keepalive;         /* the connection may serve the next request */
+    int inflight;          /* bytes handed to h2o_send wait for proceed */
+    body_kind_t body;
+    uint64_t remaining;    /* BODY_LENGTH: bytes still to come */
+    struct phr_chunked_decoder chunked;
+    h2o_buffer_t *ready;   /* response body bytes not yet handed to h2o */
+    h2o_buffer_t *sending; /* the bytes h2o is sending now */
+} sc_appreq_t;
+
+static void on_app_read(h2o_socket_t *sock, const char *err);
+
+static int slice_is(sc_slice_t s, const char *lit)
+{
+    return s.len == strlen(lit) && strncasecmp(s.base, lit, s.len) == 0;
+}
+
+static void arm_timeout(sc_appreq_t *ar)
+{
+    if (h2o_timeout_is_linked(&ar->timeout))
+        h2o_timeout_unlink(&ar->timeout);
+    h2o_timeout_link(ar->req->conn->ctx->loop, ar->target->timeout, &ar->timeout);
+}
+
+static void disarm_timeout(sc_appreq_t *ar)
+{
+    if (h2o_timeout_is_linked(&ar->timeout))
+        h2o_timeout_unlink(&ar->timeout);
+}
+
+/* Lets go of the app connection: back to the pool after a complete keep-alive response, closed otherwise. */
+static void release_app(sc_appreq_t *ar, int reuse)
+{
+    disarm_timeout(ar);
+    if (ar->connecting != NULL) {
+        h2o_socketpool_cancel_connect(ar->connecting);
+        ar->connecting = NULL;
+    }
+    if (ar->sock == NULL)
+        return;
+    h2o_socket_t *sock = ar->sock;
+    ar->sock = NULL;
+    sock->data = NULL;
+    if (h2o_socket_is_reading(sock))
+        h2o_socket_read_stop(sock);
+    if (!reuse || sock->input->size != 0 || h2o_socketpool_return(ar->target->pool, sock) != 0)
+        h2o_socket_close(sock);
+}
+
+/* The client sees an error status before any response head went out. */
+static void fail_early(sc_appreq_t *ar, int status, const char *reason, const char *fmt, const char *detail)
+{
+    char body[512];
+    h2o_req_t *req = ar->req;
+    release_app(ar, 0);
+    ar->done = 1;
+    if (req == NULL)
+        return;
+    snprintf(body, sizeof(body), fmt, ar->target->name, detail);
+    h2o_send_error_generic(req, status, reason, h2o_strdup(&req->pool, body, SIZE_MAX).base, 0);
+}
+
+/* Hands the buffered body to h2o when nothing is in flight; the final piece ends the response. */
+static void send_ready(sc_appreq_t *ar)
+{
+    if (ar->req == NULL || !ar->started || ar->inflight)
+        return;
+    if (ar->ready->size == 0 && !ar->done)
+        return;
+    h2o_buffer_t *swap = ar->sending;
+    ar->sending = ar->ready;
+    ar->ready = swap;
+    h2o_iovec_t vec = h2o_iovec_init(ar->sending->bytes, ar->sending->size);
+    h2o_send_state_t state = H2O_SEND_STATE_IN_PROGRESS;
+    if (ar->done) {
+        state = ar->failed ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
+        release_app(ar, ar->keepalive && !ar->failed);
+    } else {
+        ar->inflight = 1;
+    }
+    if (ar->paused && !ar->done && ar->sock != NULL && ar->ready->size < SC_APP_BUFFER_LOW) {
+        ar->paused = 0;
+        arm_timeout(ar);
+        h2o_socket_read_start(ar->sock, on_app_read);
+    }
+    h2o_send(ar->req, &vec, vec.len != 0 ? 1 : 0, state);
+}
+
+static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
+{
+    sc_appreq_t *ar = (void *)generator;
+    (void)req;
+    ar->inflight = 0;
+    h2o_buffer_consume(&ar->sending, ar->sending->size);
+    send_ready(ar);
+}
+
+/* The client went away: the app connection cannot be reused mid-response. */
+static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
+{
+    sc_appreq_t *ar = (void *)generator;
+    (void)req;
+    ar->req = NULL;
+    release_app(ar, 0);
+}
+
+static void on_dispose(void *p)
+{
+    sc_appreq_t *ar = p;
+    ar->req = NULL;
+    release_app(ar, 0);
+    h2o_buffer_dispose(&ar->ready);
+    h2o_buffer_dispose(&ar->sending);
+}
+
+/* Moves body bytes from the socket's input into ready, decoding the framing. Returns 0, or -1 on bad framing. */
+static int take_body(sc_appreq_t *ar)
+{
+    h2o_buffer_t **input = &ar->sock->input;
+    size_t n = (*input)->size;
+
+    switch (ar->body) {
+    case BODY_NONE:
+        ar->done = 1;
+        return 0;
+    case BODY_LENGTH:
+        if (n > ar->remaining)
+            n = (size_t)ar->remaining; /* anything after the body is a stray: the connection is not reused */
+        ar->remaining -= n;
+        ar->done = ar->remaining == 0;
+        break;
+    case BODY_CHUNKED: {
+        size_t decoded = n;
+        ssize_t rest = phr_decode_chunked(&ar->chunked, (*input)->bytes, &decoded);
+        if (rest == -1)
+            return -1;
+        if (rest >= 0) {
+            ar->done = 1;
+            ar->keepalive &= rest == 0;
+        }
+        if (decoded != 0) {
+            h2o_iovec_t room = h2o_buffer_reserve(&ar->ready, decoded);
+            memcpy(room.base, (*input)->bytes, decoded);
+            ar->ready->size += decoded;
+        }
+        h2o_buffer_consume(input, (*input)->size);
+        return 0;
+    }
+    case BODY_UNTIL_CLOSE:
+        break;
+    }
+    if (n != 0) {
+        h2o_iovec_t room = h2o_buffer_reserve(&ar->ready, n);
+        memcpy(room.base, (*input)->bytes, n);
+        ar->ready->size += n;
+        h2o_buffer_consume(input, n);
+    }
+    return 0;
+}
+
+/* Parses the response head; 1 when it is complete and the response started, 0 when more is needed, -1 when bad. */
+static int take_head(sc_appreq_t *ar)
+{
+    h2o_req_t *req = ar->req;
+    struct phr_header headers[SC_APP_HEADERS_MAX];
+    size_t num_headers = SC_APP_HEADERS_MAX, msg_len;
+    const char *msg;
+    int minor, status;
+    int rlen;
+
+    for (;;) {
+        num_headers = SC_APP_HEADERS_MAX;
+        rlen = phr_parse_response(ar->sock->input->bytes, ar->sock->input->size, &minor, &status, &msg, &msg_len, headers,
+                                  &num_headers, 0);
+        if (rlen == -2)
+            return ar->sock->input->size > SC_APP_HEAD_MAX ? -1 : 0;
+        if (rlen < 0 || status < 100 || status > 999 || status == 101)
+            return -1;
+        if (status >= 200)
+            break;
+        h2o_buffer_consume(&ar->sock->input, (size_t)rlen); /* 100 Continue and friends stop here */
+    }
+
+    sc_slice_t connection = {NULL, 0};
+    int chunked = 0, has_length = 0, close = minor == 0;
+    uint64_t length = 0;
+    for (size_t i = 0; i != num_headers; ++i) {
+        sc_slice_t name = {headers[i].name, headers[i].name_len}, value = {headers[i].value, headers[i].value_len};
+        if (slice_is(name, "connection")) {
+            connection = value;
+            for (size_t j = 0; j + 5 <= value.len; ++j)
+                if (strncasecmp(value.base + j, "close", 5) == 0)
+                    close = 1;
+        } else if (slice_is(name, "transfer-encoding")) {
+            chunked = value.len >= 7 && strncasecmp(value.base + value.len - 7, "chunked", 7) == 0;
+            if (!chunked)
+                return -1; /* a coding we cannot frame */
+        } else if (slice_is(name, "content-length")) {
+            char digits[24];
+            if (value.len == 0 || value.len >= sizeof(digits) || strspn(value.base, "0123456789") < value.len)
+                return -1;
+            memcpy(digits, value.base, value.len);
+            digits[value.len] = '\0';
+            if (has_length && strtoull(digits, NULL, 10) != length)
+                return -1;
+            length = strtoull(digits, NULL, 10);
+            has_length = 1;
+        }
+    }
+
+    req->res.status = status;
+    req->res.reason = h2o_strdup(&req->pool, msg, msg_len).base;
+    for (size_t i = 0; i != num_headers; ++i) {
+        h2o_iovec_t name = h2o_strdup(&req->pool, headers[i].name, headers[i].name_len);
+        h2o_strtolower(name.base, name.len);
+        sc_slice_t lname = {name.base, name.len};
+        if (sc_forward_drop_header(lname, connection) || slice_is(lname, "date") || slice_is(lname, "server"))
+            continue; /* hop-by-hop, or stated by the sidecar itself (date, server) */
+        h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL,
+                              h2o_strdup(&req->pool, headers[i].value, headers[i].value_len).base, headers[i].value_len);
+    }
+    h2o_buffer_consume(&ar->sock->input, (size_t)rlen);
+
+    ar->keepalive = !close;
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) || status == 204 || status == 304) {
+        ar->body = BODY_NONE;
+        if (has_length)
+            req->res.content_length = length;
+    } else if (chunked) {
+        ar->body = BODY_CHUNKED;
+        ar->chunked.consume_trailer = 1;
+    } else if (has_length) {
+        ar->body = BODY_LENGTH;
+        ar->remaining = length;
+        req->res.content_length = length;
+    } else {
+        ar->body = BODY_UNTIL_CLOSE;
+        ar->keepalive = 0;
+    }
+    ar->started = 1;
+    h2o_start_response(req, &ar->super);
+    return 1;
+}
+
+static void on_app_read(h2o_socket_t *sock, const char *err)
+{
+    sc_appreq_t *ar = sock->data;
+
+    if (ar == NULL || ar->req == NULL) {
+        h2o_socket_close(sock);
+        return;
+    }
+    arm_timeout(ar);
+    if (!ar->started) {
+        int rc = err == NULL ? take_head(ar) : -1;
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            fail_early(ar, 502, "Bad Gateway",
+                       err != NULL ? "bad gateway: the app at %s closed the connection before answering (%s)\n"
+                                   : "bad gateway: the app at %s did not answer with HTTP/1.x (%s)\n",
+                       err != NULL ? err : "unparseable response head");
+            return;
+        }
+    }
+    if (!ar->done && take_body(ar) != 0) {
+        ar->done = ar->failed = 1;
+        h2o_req_log_error(ar->req, "seam/app", "bad chunked encoding from the app");
+    }
+    if (err != NULL && !ar->done) {
+        ar->done = 1;
+        if (ar->body == BODY_UNTIL_CLOSE) {
+            ar->keepalive = 0; /* the close is the end of this body */
+        } else {
+            ar->failed = 1;
+            h2o_req_log_error(ar->req, "seam/app", "the app closed the connection mid-response (%s)", err);
+        }
+    }
+    if (!ar->done && ar->ready->size >= SC_APP_BUFFER_HIGH && ar->inflight) {
+        ar->paused = 1; /* the client is slower than the app: stop reading until it catches up */
+        disarm_timeout(ar);
+        h2o_socket_read_stop(sock);
+    }
+    send_ready(ar);
+}
+
+static void on_timeout(h2o_timeout_entry_t *entry)
+{
+    sc_appreq_t *ar = H2O_STRUCT_FROM_MEMBER(sc_appreq_t, timeout, entry);
+    if (ar->req == NULL)
+        return;
+    if (!ar->started) {
+        fail_early(ar, 504, "Gateway Timeout", "gateway timeout: the app at %s did not answer in time%s\n", "");
+        return;
+    }
+    h2o_req_log_error(ar->req, "seam/app", "the app stalled mid-response");
+    release_app(ar, 0);
+    ar->done = ar->failed = 1;
+    send_ready(ar);
+}
+
+static void on_app_written(h2o_socket_t *sock, const char *err)
+{
+    sc_appreq_t *ar = sock->data;
+    if (ar == NULL || ar->req == NULL)
+        return;
+    if (err != NULL) {
+        fail_early(ar, 502, "Bad Gateway", "bad gateway: the app at %s closed the connection (%s)\n", err);
+        return;
+    }
+    arm_timeout(ar);
+    h2o_socket_read_start(sock, on_app_read);
+}
+
+/* The request head as the app gets it: the client's headers minus hop-by-hop ones, plus Host and the body length. */
+static h2o_iovec_t request_head(h2o_req_t *req)
+{
+    sc_slice_t connection = {NULL, 0};
+    ssize_t ci = h2o_find_header(&req->headers, H2O_TOKEN_CONNECTION, -1);
+    if (ci != -1)
+        connection = (sc_slice_t){req->headers.entries[ci].value.base, req->headers.entries[ci].value.len};
+    size_t cap = req->method.len + req->path.len + req->authority.len + 256;
+    for (size_t i = 0; i != req->headers.size; ++i)
+        cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf;
+#define APPEND(b, l) (memcpy(p, (b), (l)), p += (l))
+    APPEND(req->method.base, req->method.len);
+    APPEND(" ", 1);
+    APPEND(req->path.base, req->path.len);
+    APPEND(" HTTP/1.1\r\nhost: ", 17);
+    APPEND(req->authority.base, req->authority.len);
+    APPEND("\r\n", 2);
+    for (size_t i = 0; i != req->headers.size; ++i) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        sc_slice_t name = {h->name->base, h->name->len};
+        if ((!slice_is(name, SC_XFCC_HEADER) && sc_forward_drop_header(name, connection)) ||
+            slice_is(name, "x-forwarded-proto") || slice_is(name, "expect"))
+            continue; /* the x-forwarded-client-cert left in req is the one this sidecar wrote */
+        APPEND(h->name->base, h->name->len);
+        APPEND(": ", 2);
+        APPEND(h->value.base, h->value.len);
+        APPEND("\r\n", 2);
+    }
+    if (req->entity.base != NULL)
+        p += sprintf(p, "content-length: %zu\r\n", req->entity.len);
+    /* what a reverse proxy tells the app: the hop was TLS, and the address it came from */
+    APPEND("x-forwarded-proto: https\r\n", 26);
+    struct sockaddr_storage peer;
+    char ip[INET6_ADDRSTRLEN] = "";
+    socklen_t peer_len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&peer);
+    if (peer_len != 0 && peer.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, ip, sizeof(ip));
+    else if (peer_len != 0 && peer.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, ip, sizeof(ip));
+    if (ip[0] != '\0')
+        p += sprintf(p, "x-forwarded-for: %s\r\n", ip);
+    APPEND("\r\n", 2);
+#undef APPEND
+    return h2o_iovec_init(buf, (size_t)(p - buf));
+}
+
+static void on_app_connect(h2o_socket_t *sock, const char *err, void *data)
+{
+    sc_appreq_t *ar = data;
+    ar->connecting = NULL;
+    if (ar->req == NULL) {
+        if (sock != NULL)
+            h2o_socket_close(sock);
+        return;
+    }
+    if (sock == NULL) {
+        fail_early(ar, 503, "Service Unavailable", "service unavailable: the app at %s is unreachable (%s)\n", err);
+        return;
+    }
+    ar->sock = sock;
+    sock->data = ar;
+    h2o_iovec_t bufs[2] = {request_head(ar->req), ar->req->entity};
+    arm_timeout(ar);
+    h2o_socket_write(sock, bufs, ar->req->entity.base != NULL && ar->req->entity.len != 0 ? 2 : 1, on_app_written);
+}
+
+void sc_app_forward(h2o_req_t *req, const sc_app_target_t *target)
+{
+    sc_appreq_t *ar = h2o_mem_alloc_shared(&req->pool, sizeof(*ar), on_dispose);
+    memset(ar, 0, sizeof(*ar));
+    ar->super.proceed = on_proceed;
+    ar->super.stop = on_stop;
+    ar->req = req;
+    ar->target = target;
+    ar->timeout.cb = on_timeout;
+    h2o_buffer_init(&ar->ready, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&ar->sending, &h2o_socket_buffer_prototype);
+    h2o_socketpool_connect(&ar->connecting, target->pool, req->conn->ctx->loop, &req->conn->ctx->receivers.hostinfo_getaddr,
+                           on_app_connect, ar);
+}

@@ -1,0 +1,32 @@
+/* The inbound side's HTTP/1.1 client to the app: pooled connections, responses streamed with backpressure. */
+#ifndef SEAM_SIDECAR_APPCLIENT_H
+#define SEAM_SIDECAR_APPCLIENT_H
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+
+#define SC_APP_BUFFER_HIGH (256 * 1024) /* response bytes buffered before the app's socket stops being read */
+#define SC_APP_BUFFER_LOW (64 * 1024)   /* ... and resumed below this */
+#define SC_APP_HEAD_MAX (64 * 1024)     /* largest response head accepted from the app */
+#define SC_APP_HEADERS_MAX 100          /* response header lines accepted from the app */
+
+/* What the workers share with the client: the app's address pool and its I/O timeout. */
+typedef struct st_sc_app_target_t {
+    h2o_socketpool_t *pool;  /* connections to the app (one pool per worker) */
+    h2o_timeout_t *timeout;  /* no progress from the app for this long: 504 (or a cut response) */
+    const char *name;        /* "127.0.0.1:8080", for messages */
+} sc_app_target_t;
+
+/*
+ * Sends req (method, path, the headers as they stand now, the buffered body)
+ * to the app over HTTP/1.1 and streams its answer back. The response is read
+ * from the app only as fast as the client takes it: past SC_APP_BUFFER_HIGH
+ * buffered bytes the app's socket is not read until the client caught up.
+ * Errors the client sees: 503 when the app cannot be reached, 502 when it
+ * answers with something that is not HTTP/1.x or closes early, 504 when it
+ * stays silent past the timeout. Connections whose response was complete and
+ * not marked close go back to the pool. target must outlive the request.
+ */
+void sc_app_forward(h2o_req_t *req, const sc_app_target_t *target);
+
+#endif
