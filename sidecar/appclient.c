@@ -19,8 +19,8 @@ typedef struct st_sc_appreq_t {
     h2o_generator_t super; /* first: h2o_start_response takes it */
     h2o_req_t *req;        /* NULL once the client went away */
     const sc_app_target_t *target;
-    h2o_socketpool_connect_request_t *connecting;
-    h2o_socket_t *sock;    /* the app connection; sock->data is this record */
+    struct st_sc_app_conn_t *conn; /* the app connection (connecting or connected), NULL when let go */
+    h2o_socket_t *sock;    /* conn's socket once connected */
     h2o_timeout_entry_t timeout;
     int started;           /* the response head went to the client */
     int paused;            /* the app's socket is not being read (backpressure) */
@@ -55,23 +55,96 @@ static void disarm_timeout(sc_appreq_t *ar)
         h2o_timeout_unlink(&ar->timeout);
 }
 
+/* ---- the pool of app connections ---- */
+
+/* One connection to the app; sock->data points here for its whole life. */
+typedef struct st_sc_app_conn_t {
+    h2o_linklist_t link; /* in pool->idle while idle */
+    sc_app_pool_t *pool;
+    h2o_socket_t *sock;
+    sc_appreq_t *user;   /* the request using it; NULL while idle */
+    uint64_t idle_since;
+} sc_app_conn_t;
+
+void sc_app_pool_init(sc_app_pool_t *pool, h2o_loop_t *loop, const struct sockaddr *addr, socklen_t addr_len,
+                      uint64_t keepalive_ms)
+{
+    memset(pool, 0, sizeof(*pool));
+    pool->loop = loop;
+    memcpy(&pool->addr, addr, addr_len);
+    pool->addr_len = addr_len;
+    pool->keepalive_ms = keepalive_ms;
+    h2o_linklist_init_anchor(&pool->idle);
+}
+
+static void conn_close(sc_app_conn_t *conn)
+{
+    if (h2o_linklist_is_linked(&conn->link)) {
+        h2o_linklist_unlink(&conn->link);
+        --conn->pool->num_idle;
+    }
+    conn->sock->data = NULL;
+    h2o_socket_close(conn->sock);
+    free(conn);
+}
+
+void sc_app_pool_dispose(sc_app_pool_t *pool)
+{
+    while (!h2o_linklist_is_empty(&pool->idle))
+        conn_close(H2O_STRUCT_FROM_MEMBER(sc_app_conn_t, link, pool->idle.next));
+}
+
+/* Anything an idle connection reads (the app closing it, or bytes nobody asked for) ends it. */
+static void on_idle_read(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    if (sock->data != NULL)
+        conn_close(sock->data);
+}
+
+/* Takes a fresh idle connection, or NULL. */
+static sc_app_conn_t *pool_take(sc_app_pool_t *pool)
+{
+    uint64_t now = h2o_now(pool->loop);
+    while (!h2o_linklist_is_empty(&pool->idle)) {
+        sc_app_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_app_conn_t, link, pool->idle.next);
+        h2o_linklist_unlink(&conn->link);
+        --pool->num_idle;
+        if (now - conn->idle_since <= pool->keepalive_ms)
+            return conn;
+        conn_close(conn);
+    }
+    return NULL;
+}
+
+/* Parks a connection whose last response was complete; reading stays on to notice a close. */
+static void pool_put(sc_app_conn_t *conn)
+{
+    sc_app_pool_t *pool = conn->pool;
+    conn->user = NULL;
+    if (pool->num_idle >= SC_APP_IDLE_MAX || conn->sock->input->size != 0) {
+        conn_close(conn);
+        return;
+    }
+    conn->idle_since = h2o_now(pool->loop);
+    h2o_linklist_insert(pool->idle.next, &conn->link); /* most recent first */
+    ++pool->num_idle;
+    h2o_socket_read_start(conn->sock, on_idle_read);
+}
+
 /* Lets go of the app connection: back to the pool after a complete keep-alive response, closed otherwise. */
 static void release_app(sc_appreq_t *ar, int reuse)
 {
     disarm_timeout(ar);
-    if (ar->connecting != NULL) {
-        h2o_socketpool_cancel_connect(ar->connecting);
-        ar->connecting = NULL;
-    }
-    if (ar->sock == NULL)
+    sc_app_conn_t *conn = ar->conn;
+    if (conn == NULL)
         return;
-    h2o_socket_t *sock = ar->sock;
+    ar->conn = NULL;
     ar->sock = NULL;
-    sock->data = NULL;
-    if (h2o_socket_is_reading(sock))
-        h2o_socket_read_stop(sock);
-    if (!reuse || sock->input->size != 0 || h2o_socketpool_return(ar->target->pool, sock) != 0)
-        h2o_socket_close(sock);
+    if (reuse && ar->paused == 0)
+        pool_put(conn);
+    else
+        conn_close(conn);
 }
 
 /* The client sees an error status before any response head went out. */
@@ -271,10 +344,12 @@ static int take_head(sc_appreq_t *ar)
 
 static void on_app_read(h2o_socket_t *sock, const char *err)
 {
-    sc_appreq_t *ar = sock->data;
+    sc_app_conn_t *conn = sock->data;
+    sc_appreq_t *ar = conn != NULL ? conn->user : NULL;
 
     if (ar == NULL || ar->req == NULL) {
-        h2o_socket_close(sock);
+        if (conn != NULL)
+            conn_close(conn);
         return;
     }
     arm_timeout(ar);
@@ -328,7 +403,8 @@ static void on_timeout(h2o_timeout_entry_t *entry)
 
 static void on_app_written(h2o_socket_t *sock, const char *err)
 {
-    sc_appreq_t *ar = sock->data;
+    sc_app_conn_t *conn = sock->data;
+    sc_appreq_t *ar = conn != NULL ? conn->user : NULL;
     if (ar == NULL || ar->req == NULL)
         return;
     if (err != NULL) {
@@ -386,24 +462,35 @@ static h2o_iovec_t request_head(h2o_req_t *req)
     return h2o_iovec_init(buf, (size_t)(p - buf));
 }
 
-static void on_app_connect(h2o_socket_t *sock, const char *err, void *data)
+/* The connection is ready: send the request. */
+static void start_exchange(sc_appreq_t *ar)
 {
-    sc_appreq_t *ar = data;
-    ar->connecting = NULL;
-    if (ar->req == NULL) {
-        if (sock != NULL)
-            h2o_socket_close(sock);
-        return;
-    }
-    if (sock == NULL) {
-        fail_early(ar, 503, "Service Unavailable", "service unavailable: the app at %s is unreachable (%s)\n", err);
-        return;
-    }
-    ar->sock = sock;
-    sock->data = ar;
     h2o_iovec_t bufs[2] = {request_head(ar->req), ar->req->entity};
+    ar->sock = ar->conn->sock;
     arm_timeout(ar);
-    h2o_socket_write(sock, bufs, ar->req->entity.base != NULL && ar->req->entity.len != 0 ? 2 : 1, on_app_written);
+    h2o_socket_write(ar->sock, bufs, ar->req->entity.base != NULL && ar->req->entity.len != 0 ? 2 : 1, on_app_written);
+}
+
+static void on_app_connect(h2o_socket_t *sock, const char *err)
+{
+    sc_app_conn_t *conn = sock->data;
+    if (conn == NULL)
+        return; /* closed while connecting */
+    sc_appreq_t *ar = conn->user;
+
+    if (err != NULL) {
+        conn_close(conn);
+        if (ar != NULL) {
+            ar->conn = NULL;
+            fail_early(ar, 503, "Service Unavailable", "service unavailable: the app at %s is unreachable (%s)\n", err);
+        }
+        return;
+    }
+    if (ar == NULL) { /* the client went away while we connected */
+        pool_put(conn);
+        return;
+    }
+    start_exchange(ar);
 }
 
 void sc_app_forward(h2o_req_t *req, const sc_app_target_t *target)
@@ -417,6 +504,26 @@ void sc_app_forward(h2o_req_t *req, const sc_app_target_t *target)
     ar->timeout.cb = on_timeout;
     h2o_buffer_init(&ar->ready, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&ar->sending, &h2o_socket_buffer_prototype);
-    h2o_socketpool_connect(&ar->connecting, target->pool, req->conn->ctx->loop, &req->conn->ctx->receivers.hostinfo_getaddr,
-                           on_app_connect, ar);
+
+    sc_app_pool_t *pool = target->pool;
+    if ((ar->conn = pool_take(pool)) != NULL) {
+        ar->conn->user = ar;
+        start_exchange(ar);
+        return;
+    }
+    h2o_socket_t *sock = h2o_socket_connect(pool->loop, (struct sockaddr *)&pool->addr, pool->addr_len, on_app_connect);
+    if (sock == NULL) {
+        fail_early(ar, 503, "Service Unavailable", "service unavailable: the app at %s is unreachable (%s)\n",
+                   "connection failed");
+        return;
+    }
+    sc_app_conn_t *conn = h2o_mem_alloc(sizeof(*conn));
+    memset(conn, 0, sizeof(*conn));
+    conn->pool = pool;
+    conn->sock = sock;
+    conn->user = ar;
+    sock->data = conn;
+    ar->conn = conn;
+    ++pool->connects;
+    arm_timeout(ar);
 }

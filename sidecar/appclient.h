@@ -10,9 +10,32 @@
 #define SC_APP_HEAD_MAX (64 * 1024)     /* largest response head accepted from the app */
 #define SC_APP_HEADERS_MAX 100          /* response header lines accepted from the app */
 
-/* What the workers share with the client: the app's address pool and its I/O timeout. */
+#define SC_APP_IDLE_MAX 256 /* idle app connections a worker keeps */
+
+/*
+ * A worker's idle connections to the app. They stay h2o sockets with reading
+ * on (an idle one the app closes is noticed and dropped at once), so taking
+ * one costs no system call. Worker thread only.
+ */
+typedef struct st_sc_app_pool_t {
+    h2o_loop_t *loop;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    uint64_t keepalive_ms;   /* an idle connection older than this is closed instead of reused */
+    h2o_linklist_t idle;     /* most recently used first */
+    size_t num_idle;
+    uint64_t connects;       /* new connections opened (for tests and metrics) */
+} sc_app_pool_t;
+
+void sc_app_pool_init(sc_app_pool_t *pool, h2o_loop_t *loop, const struct sockaddr *addr, socklen_t addr_len,
+                      uint64_t keepalive_ms);
+
+/* Closes every idle connection (the worker is stopping). */
+void sc_app_pool_dispose(sc_app_pool_t *pool);
+
+/* What the workers share with the client: the app's connection pool and its I/O timeout. */
 typedef struct st_sc_app_target_t {
-    h2o_socketpool_t *pool;  /* connections to the app (one pool per worker) */
+    sc_app_pool_t *pool;     /* connections to the app (one pool per worker) */
     h2o_timeout_t *timeout;  /* no progress from the app for this long: 504 (or a cut response) */
     const char *name;        /* "127.0.0.1:8080", for messages */
 } sc_app_target_t;

@@ -19,6 +19,7 @@
 #include "certs/error.h"
 #include "common/log.h"
 #include "sidecar/appclient.h"
+#include "sidecar/accesslog.h"
 #include "sidecar/config.h"
 #include "sidecar/error.h"
 #include "sidecar/outbound.h"
@@ -392,15 +393,7 @@ static void on_log_access(h2o_logger_t *_self, h2o_req_t *req)
     json_object_set_new(line, "duration_ms", json_real((double)duration_us / 1000.0));
     json_object_set_new(line, "tls_version", conn != NULL && conn->tls_version != NULL ? json_string(conn->tls_version) : json_null());
     json_object_set_new(line, "resumed", json_boolean(conn != NULL && conn->resumed));
-    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-    json_decref(line);
-    if (text == NULL)
-        return;
-    size_t len = strlen(text);
-    text[len] = '\n'; /* json_dumps' terminator becomes the newline: one write(2) per line */
-    ssize_t wr = write(STDOUT_FILENO, text, len + 1);
-    (void)wr;
-    free(text);
+    sc_accesslog_emit(&w->accesslog, line);
 }
 
 /* ---- workers ---- */
@@ -415,6 +408,8 @@ static void close_listener(sc_worker_t *w)
 
 static void stop_worker(sc_worker_t *w)
 {
+    sc_accesslog_flush(&w->accesslog);
+    sc_app_pool_dispose(&w->app_pool);
     if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
         uv_close((uv_handle_t *)&w->drain_timer, NULL);
     if (!uv_is_closing((uv_handle_t *)&w->wakeup))
@@ -591,10 +586,10 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         w->accept_ctx.ctx = &w->ctx;
         w->accept_ctx.hosts = in->globalconf.hosts;
         w->accept_ctx.ssl_ctx = tls->server_ctx;
-        h2o_socketpool_init_by_address(&w->app_pool, (struct sockaddr *)&in->app_addr, in->app_addr_len, 0, SIZE_MAX);
-        h2o_socketpool_set_timeout(&w->app_pool, &w->loop, SC_APP_KEEPALIVE_MS);
+        sc_app_pool_init(&w->app_pool, &w->loop, (struct sockaddr *)&in->app_addr, in->app_addr_len, SC_APP_KEEPALIVE_MS);
         h2o_timeout_init(&w->loop, &w->app_timeout, app_timeout_ms);
         w->app_target = (sc_app_target_t){&w->app_pool, &w->app_timeout, in->app_name};
+        sc_accesslog_init(&w->accesslog, &w->loop);
         uv_async_init(&w->loop, &w->wakeup, on_wakeup);
         w->wakeup.data = w;
         uv_timer_init(&w->loop, &w->drain_timer);

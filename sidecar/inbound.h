@@ -12,6 +12,7 @@
 #include "sidecar/error.h"
 #include "sidecar/metrics.h"
 #include "sidecar/policy.h"
+#include "sidecar/accesslog.h"
 #include "sidecar/appclient.h"
 #include "sidecar/streamrate.h"
 #include "sidecar/tls.h"
@@ -45,7 +46,7 @@ typedef struct st_sc_worker_t {
     uv_async_t wakeup;
     uv_timer_t drain_timer;
     h2o_accept_ctx_t accept_ctx;
-    h2o_socketpool_t app_pool;
+    sc_app_pool_t app_pool;
     h2o_timeout_t app_timeout;   /* no progress from the app for --app-timeout */
     sc_app_target_t app_target;  /* what the app client needs: pool, timeout, name */
     sc_policy_t *policy; /* this worker's reference */
@@ -54,6 +55,7 @@ typedef struct st_sc_worker_t {
     int draining;
     int stopped; /* set (atomically) when the worker's loop has returned */
     sc_metrics_t metrics;
+    sc_accesslog_t accesslog;
     pthread_mutex_t mailbox_lock;
     pthread_cond_t parked; /* a stopped worker waits here until the process exits */
     struct {

@@ -23,6 +23,7 @@
 #include "certs/error.h"
 #include "certs/pem.h"
 #include "common/log.h"
+#include "sidecar/accesslog.h"
 #include "sidecar/config.h"
 #include "sidecar/forward.h"
 #include "sidecar/inbound.h"
@@ -1301,15 +1302,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     json_object_set_new(line, "duration_ms", json_real((double)duration_us / 1000.0));
     json_object_set_new(line, "tls_version", json_env(req, H2O_STRLIT(ENV_TLS)));
     json_object_set_new(line, "resumed", json_boolean(resumed != NULL && resumed->len == 1 && resumed->base[0] == '1'));
-    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-    json_decref(line);
-    if (text == NULL)
-        return;
-    size_t len = strlen(text);
-    text[len] = '\n';
-    ssize_t wr = write(STDOUT_FILENO, text, len + 1);
-    (void)wr;
-    free(text);
+    sc_accesslog_emit(&w->accesslog, line);
 }
 
 /* ---- app connections and workers ---- */
@@ -1391,6 +1384,7 @@ static void on_app_connection(uv_stream_t *listener, int status)
 
 static void stop_worker(sc_oworker_t *w)
 {
+    sc_accesslog_flush(&w->accesslog);
     if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
         uv_close((uv_handle_t *)&w->drain_timer, NULL);
     if (!uv_is_closing((uv_handle_t *)&w->wakeup))
@@ -1546,6 +1540,7 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
         sc_routes_addref(routes);
         w->accept_ctx.ctx = &w->ctx;
         w->accept_ctx.hosts = out->globalconf.hosts;
+        sc_accesslog_init(&w->accesslog, &w->loop);
         uv_async_init(&w->loop, &w->wakeup, on_wakeup);
         w->wakeup.data = w;
         uv_timer_init(&w->loop, &w->drain_timer);

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "sidecar/accesslog.h"
 #include "sidecar/config.h"
 #include "sidecar/error.h"
 #include "sidecar/metrics.h"
@@ -51,6 +52,7 @@ typedef struct st_sc_oworker_t {
     int stopped;
     int original_dst_warned; /* --transparent: an unreadable original destination was logged once */
     sc_metrics_t metrics;
+    sc_accesslog_t accesslog;
     pthread_mutex_t mailbox_lock;
     pthread_cond_t parked;
     struct {
