@@ -2,7 +2,6 @@
 #include "sidecar/inbound.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <jansson.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -60,6 +59,11 @@ static const h2o_iovec_t alpn_protocols[] = {{H2O_STRLIT("h2")}, {H2O_STRLIT("ht
 static sc_worker_t *worker_of_ctx(h2o_context_t *ctx)
 {
     return H2O_STRUCT_FROM_MEMBER(sc_worker_t, ctx, ctx);
+}
+
+static sc_worker_t *worker_of_base(sc_worker_base_t *base)
+{
+    return H2O_STRUCT_FROM_MEMBER(sc_worker_t, base, base);
 }
 
 static sc_conn_t *conn_of_ssl(const SSL *ssl)
@@ -188,16 +192,14 @@ const sc_tls_hooks_t sc_sidecar_tls_hooks = {.on_verify = on_tls_verify,
 
 /* ---- connections ---- */
 
-static void maybe_finish_drain(sc_worker_t *w);
-
 static void on_conn_handle_close(uv_handle_t *handle)
 {
     sc_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_conn_t, tcp, (uv_tcp_t *)handle);
     sc_worker_t *w = conn->worker;
     sc_tls_release(conn->tls);
     free(conn);
-    --w->num_conns;
-    maybe_finish_drain(w);
+    --w->base.num_conns;
+    sc_worker_base_maybe_finish(&w->base);
 }
 
 static void on_sock_close(void *data)
@@ -215,7 +217,7 @@ static void on_sock_close(void *data)
 
 static void on_inbound_connection(uv_stream_t *listener, int status)
 {
-    sc_worker_t *w = listener->data;
+    sc_worker_t *w = worker_of_base(listener->data);
     sc_conn_t *conn;
     int namelen;
 
@@ -224,8 +226,8 @@ static void on_inbound_connection(uv_stream_t *listener, int status)
     if ((conn = calloc(1, sizeof(*conn))) == NULL)
         return;
     conn->worker = w;
-    uv_tcp_init(&w->loop, &conn->tcp);
-    ++w->num_conns;
+    uv_tcp_init(&w->base.loop, &conn->tcp);
+    ++w->base.num_conns;
     if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
         conn->tls = NULL;
         uv_close((uv_handle_t *)&conn->tcp, on_conn_handle_close);
@@ -262,7 +264,7 @@ static void close_for_stream_rate(sc_conn_t *conn, sc_stream_event_t event, unsi
 static int note_stream(sc_conn_t *conn, sc_stream_event_t event)
 {
     unsigned count;
-    if (sc_stream_rate_note(&conn->stream_rate, uv_now(&conn->worker->loop), event, &count)) {
+    if (sc_stream_rate_note(&conn->stream_rate, uv_now(&conn->worker->base.loop), event, &count)) {
         close_for_stream_rate(conn, event, count);
         return 1;
     }
@@ -398,51 +400,16 @@ static void on_log_access(h2o_logger_t *_self, h2o_req_t *req)
 
 /* ---- workers ---- */
 
-static void close_listener(sc_worker_t *w)
+static void on_worker_mail(sc_worker_base_t *base)
 {
-    if (w->listener_open) {
-        w->listener_open = 0;
-        uv_close((uv_handle_t *)&w->listener, NULL);
-    }
-}
-
-static void stop_worker(sc_worker_t *w)
-{
-    sc_accesslog_flush(&w->accesslog);
-    sc_app_pool_dispose(&w->app_pool);
-    if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
-        uv_close((uv_handle_t *)&w->drain_timer, NULL);
-    if (!uv_is_closing((uv_handle_t *)&w->wakeup))
-        uv_close((uv_handle_t *)&w->wakeup, NULL);
-    uv_stop(&w->loop);
-}
-
-static void maybe_finish_drain(sc_worker_t *w)
-{
-    if (w->draining && w->num_conns == 0)
-        stop_worker(w);
-}
-
-static void on_drain_deadline(uv_timer_t *timer)
-{
-    sc_worker_t *w = timer->data;
-    cmn_log_warn("worker %zu: drain timeout reached with %zu connection(s) still open; closing them", w->index,
-                 w->num_conns);
-    stop_worker(w);
-}
-
-static void on_wakeup(uv_async_t *async)
-{
-    sc_worker_t *w = async->data;
+    sc_worker_t *w = worker_of_base(base);
     sc_policy_t *policy;
     sc_tls_t *tls;
-    int drain;
 
-    pthread_mutex_lock(&w->mailbox_lock);
+    pthread_mutex_lock(&base->mailbox_lock);
     policy = w->mailbox.policy, w->mailbox.policy = NULL;
     tls = w->mailbox.tls, w->mailbox.tls = NULL;
-    drain = w->mailbox.drain;
-    pthread_mutex_unlock(&w->mailbox_lock);
+    pthread_mutex_unlock(&base->mailbox_lock);
 
     if (policy != NULL) {
         sc_policy_release(w->policy);
@@ -453,34 +420,28 @@ static void on_wakeup(uv_async_t *async)
         w->tls = tls;
         w->accept_ctx.ssl_ctx = tls->server_ctx;
     }
-    if (drain && !w->draining) {
-        w->draining = 1;
-        close_listener(w);
-        h2o_context_request_shutdown(&w->ctx);
-        uv_timer_start(&w->drain_timer, on_drain_deadline, w->inbound->drain_timeout_ms, 0);
-        maybe_finish_drain(w);
-    }
 }
 
-static void worker_main(void *arg)
+static void on_worker_drain_timeout(sc_worker_base_t *base)
 {
-    sc_worker_t *w = arg;
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    /*
-     * The thread parks instead of returning: h2o keeps per-thread buffer caches
-     * that would become unreachable (and reported as leaks) if the thread ended.
-     * The process exits right after every worker has stopped.
-     */
-    pthread_mutex_lock(&w->mailbox_lock);
-    __atomic_store_n(&w->stopped, 1, __ATOMIC_RELEASE);
-    for (;;)
-        pthread_cond_wait(&w->parked, &w->mailbox_lock);
+    cmn_log_warn("worker %zu: drain timeout reached with %zu connection(s) still open; closing them", base->index,
+                 base->num_conns);
 }
+
+static void on_worker_stop(sc_worker_base_t *base)
+{
+    sc_worker_t *w = worker_of_base(base);
+    sc_accesslog_flush(&w->accesslog);
+    sc_app_pool_dispose(&w->app_pool);
+}
+
+static const sc_worker_ops_t worker_ops = {
+    .on_mail = on_worker_mail, .on_drain_timeout = on_worker_drain_timeout, .on_stop = on_worker_stop};
 
 int sc_inbound_stopped(sc_inbound_t *in)
 {
     for (size_t i = 0; i != in->workers_running; ++i)
-        if (!__atomic_load_n(&in->workers[i].stopped, __ATOMIC_ACQUIRE))
+        if (!sc_worker_base_stopped(&in->workers[i].base))
             return 0;
     return 1;
 }
@@ -506,30 +467,6 @@ int sc_resolve_addr(const char *hostport, struct sockaddr_storage *sa, socklen_t
     return SC_E_ADDRESS;
 }
 
-static int open_listener(sc_worker_t *w, const struct sockaddr *sa, char *err, size_t err_cap)
-{
-    uv_os_fd_t fd;
-    int one = 1, rc;
-
-    if ((rc = uv_tcp_init_ex(&w->loop, &w->listener, sa->sa_family)) != 0)
-        goto Error;
-    w->listener_open = 1;
-    w->listener.data = w;
-    if ((rc = uv_fileno((uv_handle_t *)&w->listener, &fd)) != 0)
-        goto Error;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-        rc = uv_translate_sys_error(errno);
-        goto Error;
-    }
-    if ((rc = uv_tcp_bind(&w->listener, sa, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&w->listener, SC_LISTEN_BACKLOG, on_inbound_connection)) != 0)
-        goto Error;
-    return 0;
-Error:
-    snprintf(err, err_cap, "%s", uv_strerror(rc));
-    return SC_E_LISTEN;
-}
-
 int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, size_t num_workers,
                     uint64_t drain_timeout_ms, uint64_t app_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err,
                     size_t err_cap)
@@ -538,7 +475,6 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
     char why[256];
 
     memset(in, 0, sizeof(*in));
-    in->drain_timeout_ms = drain_timeout_ms;
     snprintf(in->app_name, sizeof(in->app_name), "%s", app_addr);
     if (sc_resolve_addr(listen_addr, &in->listen_addr, &listen_len) != 0) {
         snprintf(err, err_cap, "--inbound %s: not a numeric IPv4/IPv6 address and port", listen_addr);
@@ -573,12 +509,9 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
     for (size_t i = 0; i != num_workers; ++i) {
         sc_worker_t *w = &in->workers[i];
         w->inbound = in;
-        w->index = i;
-        uv_loop_init(&w->loop);
-        w->loop.data = w;
-        pthread_mutex_init(&w->mailbox_lock, NULL);
-        pthread_cond_init(&w->parked, NULL);
-        h2o_context_init(&w->ctx, &w->loop, &in->globalconf);
+        sc_worker_base_init(&w->base, &worker_ops, &w->ctx, i, drain_timeout_ms);
+        w->base.loop.data = w;
+        h2o_context_init(&w->ctx, &w->base.loop, &in->globalconf);
         w->tls = tls;
         sc_tls_addref(tls);
         w->policy = policy;
@@ -586,15 +519,12 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         w->accept_ctx.ctx = &w->ctx;
         w->accept_ctx.hosts = in->globalconf.hosts;
         w->accept_ctx.ssl_ctx = tls->server_ctx;
-        sc_app_pool_init(&w->app_pool, &w->loop, (struct sockaddr *)&in->app_addr, in->app_addr_len, SC_APP_KEEPALIVE_MS);
-        h2o_timeout_init(&w->loop, &w->app_timeout, app_timeout_ms);
+        sc_app_pool_init(&w->app_pool, &w->base.loop, (struct sockaddr *)&in->app_addr, in->app_addr_len, SC_APP_KEEPALIVE_MS);
+        h2o_timeout_init(&w->base.loop, &w->app_timeout, app_timeout_ms);
         w->app_target = (sc_app_target_t){&w->app_pool, &w->app_timeout, in->app_name};
-        sc_accesslog_init(&w->accesslog, &w->loop);
-        uv_async_init(&w->loop, &w->wakeup, on_wakeup);
-        w->wakeup.data = w;
-        uv_timer_init(&w->loop, &w->drain_timer);
-        w->drain_timer.data = w;
-        if (open_listener(w, (struct sockaddr *)&in->listen_addr, why, sizeof(why)) != 0) {
+        sc_accesslog_init(&w->accesslog, &w->base.loop);
+        if (sc_worker_base_listen(&w->base, (struct sockaddr *)&in->listen_addr, on_inbound_connection, why,
+                                  sizeof(why)) != 0) {
             snprintf(err, err_cap, "--inbound %s: cannot listen: %s", listen_addr, why);
             return SC_E_LISTEN;
         }
@@ -607,16 +537,16 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
 int sc_inbound_start(sc_inbound_t *in)
 {
     for (size_t i = 0; i != in->num_workers; ++i) {
-        if (uv_thread_create(&in->workers[i].thread, worker_main, &in->workers[i]) != 0)
+        if (sc_worker_base_start(&in->workers[i].base) != 0)
             return SC_E_THREAD;
         ++in->workers_running;
     }
     return 0;
 }
 
-static void post(sc_worker_t *w, sc_policy_t *policy, sc_tls_t *tls, int drain)
+static void post(sc_worker_t *w, sc_policy_t *policy, sc_tls_t *tls)
 {
-    pthread_mutex_lock(&w->mailbox_lock);
+    pthread_mutex_lock(&w->base.mailbox_lock);
     if (policy != NULL) {
         sc_policy_release(w->mailbox.policy);
         sc_policy_addref(policy);
@@ -628,38 +558,37 @@ static void post(sc_worker_t *w, sc_policy_t *policy, sc_tls_t *tls, int drain)
         sc_tls_addref(tls);
         w->mailbox.tls = tls;
     }
-    if (drain)
-        w->mailbox.drain = 1;
-    pthread_mutex_unlock(&w->mailbox_lock);
-    uv_async_send(&w->wakeup);
+    pthread_mutex_unlock(&w->base.mailbox_lock);
+    sc_worker_base_wake(&w->base);
 }
 
 void sc_inbound_publish_policy(sc_inbound_t *in, sc_policy_t *policy)
 {
     for (size_t i = 0; i != in->num_workers; ++i)
-        post(&in->workers[i], policy, NULL, 0);
+        post(&in->workers[i], policy, NULL);
 }
 
 void sc_inbound_publish_tls(sc_inbound_t *in, sc_tls_t *tls)
 {
     h2o_ssl_register_alpn_protocols(tls->server_ctx, alpn_protocols);
     for (size_t i = 0; i != in->num_workers; ++i)
-        post(&in->workers[i], NULL, tls, 0);
+        post(&in->workers[i], NULL, tls);
 }
 
 void sc_inbound_drain(sc_inbound_t *in)
 {
     for (size_t i = 0; i != in->num_workers; ++i)
-        post(&in->workers[i], NULL, NULL, 1);
+        sc_worker_base_post_drain(&in->workers[i].base);
 }
 
 size_t sc_inbound_cut_connections(sc_inbound_t *in)
 {
     size_t cut = 0;
     for (size_t i = 0; i != in->workers_running; ++i) {
-        pthread_mutex_lock(&in->workers[i].mailbox_lock); /* orders the read after the worker's last write */
-        cut += in->workers[i].num_conns;
-        pthread_mutex_unlock(&in->workers[i].mailbox_lock);
+        sc_worker_base_t *base = &in->workers[i].base;
+        pthread_mutex_lock(&base->mailbox_lock); /* orders the read after the worker's last write */
+        cut += base->num_conns;
+        pthread_mutex_unlock(&base->mailbox_lock);
     }
     return cut;
 }

@@ -5,7 +5,6 @@
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
 #include <h2o/socketpool.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -16,6 +15,7 @@
 #include "sidecar/appclient.h"
 #include "sidecar/streamrate.h"
 #include "sidecar/tls.h"
+#include "sidecar/worker.h"
 
 #define SC_H2_MAX_CONCURRENT_STREAMS 100          /* SETTINGS_MAX_CONCURRENT_STREAMS we honour per connection */
 #define SC_MAX_REQUEST_HEADER_BYTES (32 * 1024)   /* names + values of one request's headers; more: 431 */
@@ -24,7 +24,6 @@
 #define SC_HANDSHAKE_TIMEOUT_MS 10000             /* inbound TLS handshake must finish within this */
 #define SC_INBOUND_H2_IDLE_MS 90000               /* an HTTP/2 connection without requests closes after this
                                                      (above the outbound default, SC_DEFAULT_UPSTREAM_IDLE_MS) */
-#define SC_LISTEN_BACKLOG 1024
 #define SC_XFCC_HEADER "x-forwarded-client-cert"
 
 typedef struct st_sc_inbound_t sc_inbound_t;
@@ -32,37 +31,25 @@ typedef struct st_sc_inbound_t sc_inbound_t;
 /*
  * One worker: its own loop, h2o context, SO_REUSEPORT listener, pool of app
  * connections and counters. Everything here is touched only on the worker's
- * thread, except the mailbox (under mailbox_lock, used only on reload and
- * drain, never per request) and the metrics (relaxed atomics).
+ * thread, except the mailbox (under base.mailbox_lock, used only on reload
+ * and drain, never per request) and the metrics (relaxed atomics).
  */
 typedef struct st_sc_worker_t {
+    sc_worker_base_t base; /* loop, thread, listener, drain; num_conns counts TLS connections */
     h2o_context_t ctx;
     sc_inbound_t *inbound;
-    size_t index;
-    uv_loop_t loop;
-    uv_thread_t thread;
-    uv_tcp_t listener;
-    int listener_open;
-    uv_async_t wakeup;
-    uv_timer_t drain_timer;
     h2o_accept_ctx_t accept_ctx;
     sc_app_pool_t app_pool;
     h2o_timeout_t app_timeout;   /* no progress from the app for --app-timeout */
     sc_app_target_t app_target;  /* what the app client needs: pool, timeout, name */
     sc_policy_t *policy; /* this worker's reference */
     sc_tls_t *tls;       /* this worker's reference: new handshakes use it */
-    size_t num_conns;
-    int draining;
-    int stopped; /* set (atomically) when the worker's loop has returned */
     sc_metrics_t metrics;
     sc_accesslog_t accesslog;
-    pthread_mutex_t mailbox_lock;
-    pthread_cond_t parked; /* a stopped worker waits here until the process exits */
     struct {
         sc_policy_t *policy;
         sc_tls_t *tls;
-        int drain;
-    } mailbox;
+    } mailbox; /* under base.mailbox_lock */
 } sc_worker_t;
 
 struct st_sc_inbound_t {
@@ -71,7 +58,6 @@ struct st_sc_inbound_t {
     struct sockaddr_storage app_addr;
     socklen_t app_addr_len;
     char app_name[320]; /* "127.0.0.1:8080", for messages */
-    uint64_t drain_timeout_ms;
     sc_worker_t *workers;
     size_t num_workers;
     size_t workers_running;

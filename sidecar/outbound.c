@@ -126,6 +126,11 @@ static sc_oworker_t *worker_of_ctx(h2o_context_t *ctx)
     return H2O_STRUCT_FROM_MEMBER(sc_oworker_t, ctx, ctx);
 }
 
+static sc_oworker_t *worker_of_base(sc_worker_base_t *base)
+{
+    return H2O_STRUCT_FROM_MEMBER(sc_oworker_t, base, base);
+}
+
 static void set_env(h2o_req_t *req, const char *name, size_t name_len, const char *value, size_t value_len)
 {
     h2o_iovec_t *slot = h2o_req_getenv(req, name, name_len, 1);
@@ -175,7 +180,7 @@ int sc_outbound_on_session(SSL *ssl, SSL_SESSION *session)
     if (conn == NULL || cache == NULL || !SSL_SESSION_is_resumable(session))
         return 0;
     h2o_iovec_t key = h2o_iovec_init(conn->up->session_key, strlen(conn->up->session_key));
-    h2o_cache_set(cache, h2o_now(&conn->up->worker->loop), key, 0, h2o_iovec_init(session, 1));
+    h2o_cache_set(cache, h2o_now(&conn->up->worker->base.loop), key, 0, h2o_iovec_init(session, 1));
     return 1;
 }
 
@@ -217,7 +222,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     sc_upstream_t *up = req->data;
     up->resolving = 0;
-    up->resolved_at = uv_now(&up->worker->loop);
+    up->resolved_at = uv_now(&up->worker->base.loop);
     if (status != 0) {
         snprintf(up->dns_error, sizeof(up->dns_error), "%s", uv_strerror(status));
         if (up->num_addrs != 0)
@@ -280,7 +285,7 @@ static void start_resolve(sc_upstream_t *up)
     hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
     snprintf(port, sizeof(port), "%u", (unsigned)up->port);
     up->resolving = 1;
-    int rc = uv_getaddrinfo(&up->worker->loop, &up->gai, on_resolved, up->host, port, &hints);
+    int rc = uv_getaddrinfo(&up->worker->base.loop, &up->gai, on_resolved, up->host, port, &hints);
     if (rc != 0) {
         up->resolving = 0;
         snprintf(up->dns_error, sizeof(up->dns_error), "%s", uv_strerror(rc));
@@ -290,7 +295,7 @@ static void start_resolve(sc_upstream_t *up)
 /* Picks the next address round robin, skipping ones in backoff (unless all are). */
 static size_t pick_addr(sc_upstream_t *up)
 {
-    uint64_t now = uv_now(&up->worker->loop);
+    uint64_t now = uv_now(&up->worker->base.loop);
     size_t best = up->next_addr % up->num_addrs;
     for (size_t i = 0; i != up->num_addrs; ++i) {
         size_t idx = (up->next_addr + i) % up->num_addrs;
@@ -313,7 +318,7 @@ static void mark_down(sc_upstream_t *up, size_t idx)
     a->backoff_ms = a->backoff_ms == 0 ? SC_UPSTREAM_BACKOFF_MIN_MS : a->backoff_ms * 2;
     if (a->backoff_ms > SC_UPSTREAM_BACKOFF_MAX_MS)
         a->backoff_ms = SC_UPSTREAM_BACKOFF_MAX_MS;
-    a->down_until = uv_now(&up->worker->loop) + a->backoff_ms;
+    a->down_until = uv_now(&up->worker->base.loop) + a->backoff_ms;
 }
 
 /* ---- mesh connection I/O ---- */
@@ -390,7 +395,7 @@ static int conn_stream_detached(sc_h2conn_t *conn)
         return 1;
     }
     if (conn->num_streams == 0 && !h2o_timeout_is_linked(&conn->idle_entry))
-        h2o_timeout_link(&conn->up->worker->loop, &conn->up->worker->idle_timeout, &conn->idle_entry);
+        h2o_timeout_link(&conn->up->worker->base.loop, &conn->up->worker->idle_timeout, &conn->idle_entry);
     return 0;
 }
 
@@ -929,7 +934,7 @@ static sc_h2conn_t *conn_open(sc_upstream_t *up)
     conn->addr_index = pick_addr(up);
     sc_upstream_addr_t *a = &up->addrs[conn->addr_index];
     conn->state = CONN_CONNECTING;
-    if ((conn->sock = h2o_socket_connect(&w->loop, (struct sockaddr *)&a->sa, a->len, on_connect)) == NULL) {
+    if ((conn->sock = h2o_socket_connect(&w->base.loop, (struct sockaddr *)&a->sa, a->len, on_connect)) == NULL) {
         mark_down(up, conn->addr_index);
         goto Fail;
     }
@@ -1229,9 +1234,9 @@ static int on_outbound_req(h2o_handler_t *self, h2o_req_t *req)
         h2o_send_error_generic(req, 503, "Service Unavailable", "out of memory\n", 0);
         return 0;
     }
-    h2o_timeout_link(&w->loop, &w->upstream_timeout, &st->timeout);
+    h2o_timeout_link(&w->base.loop, &w->upstream_timeout, &st->timeout);
     sc_upstream_t *up = st->up;
-    if (up->num_addrs == 0 || uv_now(&w->loop) - up->resolved_at > SC_UPSTREAM_RESOLVE_MS)
+    if (up->num_addrs == 0 || uv_now(&w->base.loop) - up->resolved_at > SC_UPSTREAM_RESOLVE_MS)
         start_resolve(up);
     if (up->num_addrs == 0) {
         if (up->resolving) {
@@ -1307,16 +1312,14 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
 
 /* ---- app connections and workers ---- */
 
-static void maybe_finish_drain(sc_oworker_t *w);
-
 static void on_app_handle_close(uv_handle_t *handle)
 {
     sc_app_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_app_conn_t, tcp, (uv_tcp_t *)handle);
     sc_oworker_t *w = conn->worker;
     free(conn);
-    --w->num_conns;
+    --w->base.num_conns;
     sc_metrics_connection_delta(&w->metrics, -1);
-    maybe_finish_drain(w);
+    sc_worker_base_maybe_finish(&w->base);
 }
 
 /*
@@ -1346,7 +1349,7 @@ static void read_original_dst(sc_app_conn_t *conn)
             conn->worker->original_dst_warned = 1;
             cmn_log_warn("outbound worker %zu: --transparent: cannot read the original destination (%s); "
                          "connections are routed by Host",
-                         conn->worker->index, strerror(errno));
+                         conn->worker->base.index, strerror(errno));
         }
         return;
     }
@@ -1362,13 +1365,13 @@ static void read_original_dst(sc_app_conn_t *conn)
 
 static void on_app_connection(uv_stream_t *listener, int status)
 {
-    sc_oworker_t *w = listener->data;
+    sc_oworker_t *w = worker_of_base(listener->data);
     sc_app_conn_t *conn;
     if (status != 0 || (conn = calloc(1, sizeof(*conn))) == NULL)
         return;
     conn->worker = w;
-    uv_tcp_init(&w->loop, &conn->tcp);
-    ++w->num_conns;
+    uv_tcp_init(&w->base.loop, &conn->tcp);
+    ++w->base.num_conns;
     sc_metrics_connection_delta(&w->metrics, 1);
     if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
         uv_close((uv_handle_t *)&conn->tcp, on_app_handle_close);
@@ -1382,39 +1385,15 @@ static void on_app_connection(uv_stream_t *listener, int status)
     h2o_accept(&w->accept_ctx, sock);
 }
 
-static void stop_worker(sc_oworker_t *w)
+static void on_worker_mail(sc_worker_base_t *base)
 {
-    sc_accesslog_flush(&w->accesslog);
-    if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
-        uv_close((uv_handle_t *)&w->drain_timer, NULL);
-    if (!uv_is_closing((uv_handle_t *)&w->wakeup))
-        uv_close((uv_handle_t *)&w->wakeup, NULL);
-    uv_stop(&w->loop);
-}
-
-static void maybe_finish_drain(sc_oworker_t *w)
-{
-    if (w->draining && w->num_conns == 0)
-        stop_worker(w);
-}
-
-static void on_drain_deadline(uv_timer_t *timer)
-{
-    sc_oworker_t *w = timer->data;
-    cmn_log_warn("outbound worker %zu: drain timeout reached with %zu app connection(s) open", w->index, w->num_conns);
-    stop_worker(w);
-}
-
-static void on_wakeup(uv_async_t *async)
-{
-    sc_oworker_t *w = async->data;
-    pthread_mutex_lock(&w->mailbox_lock);
+    sc_oworker_t *w = worker_of_base(base);
+    pthread_mutex_lock(&base->mailbox_lock);
     sc_routes_t *routes = w->mailbox.routes;
     sc_tls_t *tls = w->mailbox.tls;
-    int drain = w->mailbox.drain;
     w->mailbox.routes = NULL;
     w->mailbox.tls = NULL;
-    pthread_mutex_unlock(&w->mailbox_lock);
+    pthread_mutex_unlock(&base->mailbox_lock);
     if (routes != NULL) {
         sc_routes_release(w->routes);
         w->routes = routes;
@@ -1423,33 +1402,26 @@ static void on_wakeup(uv_async_t *async)
         sc_tls_release(w->tls);
         w->tls = tls;
     }
-    if (drain && !w->draining) {
-        w->draining = 1;
-        if (w->listener_open) {
-            w->listener_open = 0;
-            uv_close((uv_handle_t *)&w->listener, NULL);
-        }
-        h2o_context_request_shutdown(&w->ctx);
-        uv_timer_start(&w->drain_timer, on_drain_deadline, w->outbound->drain_timeout_ms, 0);
-        maybe_finish_drain(w);
-    }
 }
 
-static void worker_main(void *arg)
+static void on_worker_drain_timeout(sc_worker_base_t *base)
 {
-    sc_oworker_t *w = arg;
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    /* parked like the inbound workers: h2o's per-thread caches stay reachable until exit */
-    pthread_mutex_lock(&w->mailbox_lock);
-    __atomic_store_n(&w->stopped, 1, __ATOMIC_RELEASE);
-    for (;;)
-        pthread_cond_wait(&w->parked, &w->mailbox_lock);
+    cmn_log_warn("outbound worker %zu: drain timeout reached with %zu app connection(s) open", base->index,
+                 base->num_conns);
 }
+
+static void on_worker_stop(sc_worker_base_t *base)
+{
+    sc_accesslog_flush(&worker_of_base(base)->accesslog);
+}
+
+static const sc_worker_ops_t worker_ops = {
+    .on_mail = on_worker_mail, .on_drain_timeout = on_worker_drain_timeout, .on_stop = on_worker_stop};
 
 int sc_outbound_stopped(sc_outbound_t *out)
 {
     for (size_t i = 0; i != out->workers_running; ++i)
-        if (!__atomic_load_n(&out->workers[i].stopped, __ATOMIC_ACQUIRE))
+        if (!sc_worker_base_stopped(&out->workers[i].base))
             return 0;
     return 1;
 }
@@ -1467,29 +1439,6 @@ int sc_routes_load_file(const char *path, sc_routes_t **out, char *err, size_t e
     return rc == 0 ? 0 : SC_E_CONFIG;
 }
 
-static int open_listener(sc_oworker_t *w, const struct sockaddr *sa, char *err, size_t err_cap)
-{
-    uv_os_fd_t fd;
-    int one = 1, rc;
-    if ((rc = uv_tcp_init_ex(&w->loop, &w->listener, sa->sa_family)) != 0)
-        goto Error;
-    w->listener_open = 1;
-    w->listener.data = w;
-    if ((rc = uv_fileno((uv_handle_t *)&w->listener, &fd)) != 0)
-        goto Error;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-        rc = uv_translate_sys_error(errno);
-        goto Error;
-    }
-    if ((rc = uv_tcp_bind(&w->listener, sa, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&w->listener, SC_LISTEN_BACKLOG, on_app_connection)) != 0)
-        goto Error;
-    return 0;
-Error:
-    snprintf(err, err_cap, "%s", uv_strerror(rc));
-    return SC_E_LISTEN;
-}
-
 int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_workers, uint64_t upstream_timeout_ms,
                      uint64_t idle_timeout_ms, uint64_t drain_timeout_ms, sc_tls_t *tls, sc_routes_t *routes, char *err,
                      size_t err_cap)
@@ -1500,7 +1449,6 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
     memset(out, 0, sizeof(*out));
     out->upstream_timeout_ms = upstream_timeout_ms;
     out->idle_timeout_ms = idle_timeout_ms;
-    out->drain_timeout_ms = drain_timeout_ms;
     if (sc_resolve_addr(listen_addr, &out->listen_addr, &listen_len) != 0) {
         snprintf(err, err_cap, "--outbound %s: not a numeric IPv4/IPv6 address and port", listen_addr);
         return SC_E_ADDRESS;
@@ -1524,15 +1472,12 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
     for (size_t i = 0; i != num_workers; ++i) {
         sc_oworker_t *w = &out->workers[i];
         w->outbound = out;
-        w->index = i;
         w->metrics.direction = SC_DIRECTION_OUTBOUND;
-        uv_loop_init(&w->loop);
-        w->loop.data = w;
-        pthread_mutex_init(&w->mailbox_lock, NULL);
-        pthread_cond_init(&w->parked, NULL);
-        h2o_context_init(&w->ctx, &w->loop, &out->globalconf);
-        h2o_timeout_init(&w->loop, &w->upstream_timeout, upstream_timeout_ms);
-        h2o_timeout_init(&w->loop, &w->idle_timeout, idle_timeout_ms);
+        sc_worker_base_init(&w->base, &worker_ops, &w->ctx, i, drain_timeout_ms);
+        w->base.loop.data = w;
+        h2o_context_init(&w->ctx, &w->base.loop, &out->globalconf);
+        h2o_timeout_init(&w->base.loop, &w->upstream_timeout, upstream_timeout_ms);
+        h2o_timeout_init(&w->base.loop, &w->idle_timeout, idle_timeout_ms);
         h2o_linklist_init_anchor(&w->upstreams);
         w->tls = tls;
         sc_tls_addref(tls);
@@ -1540,12 +1485,9 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
         sc_routes_addref(routes);
         w->accept_ctx.ctx = &w->ctx;
         w->accept_ctx.hosts = out->globalconf.hosts;
-        sc_accesslog_init(&w->accesslog, &w->loop);
-        uv_async_init(&w->loop, &w->wakeup, on_wakeup);
-        w->wakeup.data = w;
-        uv_timer_init(&w->loop, &w->drain_timer);
-        w->drain_timer.data = w;
-        if (open_listener(w, (struct sockaddr *)&out->listen_addr, why, sizeof(why)) != 0) {
+        sc_accesslog_init(&w->accesslog, &w->base.loop);
+        if (sc_worker_base_listen(&w->base, (struct sockaddr *)&out->listen_addr, on_app_connection, why,
+                                  sizeof(why)) != 0) {
             snprintf(err, err_cap, "--outbound %s: cannot listen: %s", listen_addr, why);
             return SC_E_LISTEN;
         }
@@ -1561,16 +1503,16 @@ void sc_outbound_set_transparent(sc_outbound_t *out, int on)
 int sc_outbound_start(sc_outbound_t *out)
 {
     for (size_t i = 0; i != out->num_workers; ++i) {
-        if (uv_thread_create(&out->workers[i].thread, worker_main, &out->workers[i]) != 0)
+        if (sc_worker_base_start(&out->workers[i].base) != 0)
             return SC_E_THREAD;
         ++out->workers_running;
     }
     return 0;
 }
 
-static void post(sc_oworker_t *w, sc_routes_t *routes, sc_tls_t *tls, int drain)
+static void post(sc_oworker_t *w, sc_routes_t *routes, sc_tls_t *tls)
 {
-    pthread_mutex_lock(&w->mailbox_lock);
+    pthread_mutex_lock(&w->base.mailbox_lock);
     if (routes != NULL) {
         if (w->mailbox.routes != NULL)
             sc_routes_release(w->mailbox.routes);
@@ -1583,26 +1525,24 @@ static void post(sc_oworker_t *w, sc_routes_t *routes, sc_tls_t *tls, int drain)
         sc_tls_addref(tls);
         w->mailbox.tls = tls;
     }
-    if (drain)
-        w->mailbox.drain = 1;
-    pthread_mutex_unlock(&w->mailbox_lock);
-    uv_async_send(&w->wakeup);
+    pthread_mutex_unlock(&w->base.mailbox_lock);
+    sc_worker_base_wake(&w->base);
 }
 
 void sc_outbound_publish_routes(sc_outbound_t *out, sc_routes_t *routes)
 {
     for (size_t i = 0; i != out->num_workers; ++i)
-        post(&out->workers[i], routes, NULL, 0);
+        post(&out->workers[i], routes, NULL);
 }
 
 void sc_outbound_publish_tls(sc_outbound_t *out, sc_tls_t *tls)
 {
     for (size_t i = 0; i != out->num_workers; ++i)
-        post(&out->workers[i], NULL, tls, 0);
+        post(&out->workers[i], NULL, tls);
 }
 
 void sc_outbound_drain(sc_outbound_t *out)
 {
     for (size_t i = 0; i != out->num_workers; ++i)
-        post(&out->workers[i], NULL, NULL, 1);
+        sc_worker_base_post_drain(&out->workers[i].base);
 }

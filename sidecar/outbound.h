@@ -4,7 +4,6 @@
 
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -16,6 +15,7 @@
 #include "sidecar/metrics.h"
 #include "sidecar/routes.h"
 #include "sidecar/tls.h"
+#include "sidecar/worker.h"
 
 #define SC_ROUTES_FILE_MAX (4 * 1024 * 1024)   /* largest routes file read */
 #define SC_UPSTREAM_MAX_ADDRS 16               /* addresses kept per upstream name */
@@ -32,34 +32,22 @@ typedef struct st_sc_outbound_t sc_outbound_t;
 
 /* One outbound worker: its loop, h2o context, listener, upstreams and counters (touched only on its thread). */
 typedef struct st_sc_oworker_t {
+    sc_worker_base_t base; /* loop, thread, listener, drain; num_conns counts app connections */
     h2o_context_t ctx;
     sc_outbound_t *outbound;
-    size_t index;
-    uv_loop_t loop;
-    uv_thread_t thread;
-    uv_tcp_t listener;
-    int listener_open;
-    uv_async_t wakeup;
-    uv_timer_t drain_timer;
     h2o_accept_ctx_t accept_ctx;
     h2o_timeout_t upstream_timeout; /* --upstream-timeout */
     h2o_timeout_t idle_timeout;     /* --upstream-idle-timeout */
     h2o_linklist_t upstreams;       /* sc_upstream_t, created on first use */
     sc_routes_t *routes;            /* this worker's reference */
     sc_tls_t *tls;                  /* this worker's reference: new mesh connections use it */
-    size_t num_conns;               /* app connections */
-    int draining;
-    int stopped;
     int original_dst_warned; /* --transparent: an unreadable original destination was logged once */
     sc_metrics_t metrics;
     sc_accesslog_t accesslog;
-    pthread_mutex_t mailbox_lock;
-    pthread_cond_t parked;
     struct {
         sc_routes_t *routes;
         sc_tls_t *tls;
-        int drain;
-    } mailbox;
+    } mailbox; /* under base.mailbox_lock */
 } sc_oworker_t;
 
 struct st_sc_outbound_t {
@@ -67,7 +55,6 @@ struct st_sc_outbound_t {
     struct sockaddr_storage listen_addr;
     uint64_t upstream_timeout_ms;
     uint64_t idle_timeout_ms;
-    uint64_t drain_timeout_ms;
     int transparent; /* --transparent: route redirected connections by their original destination */
     sc_oworker_t *workers;
     size_t num_workers;

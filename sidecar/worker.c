@@ -1,0 +1,138 @@
+/* The scaffolding both sides' workers share: loop thread, SO_REUSEPORT listener, mailbox wakeup, drain, parking. */
+#include "sidecar/worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+static void close_listener(sc_worker_base_t *base)
+{
+    if (base->listener_open) {
+        base->listener_open = 0;
+        uv_close((uv_handle_t *)&base->listener, NULL);
+    }
+}
+
+static void stop_worker(sc_worker_base_t *base)
+{
+    base->ops->on_stop(base);
+    if (!uv_is_closing((uv_handle_t *)&base->drain_timer))
+        uv_close((uv_handle_t *)&base->drain_timer, NULL);
+    if (!uv_is_closing((uv_handle_t *)&base->wakeup))
+        uv_close((uv_handle_t *)&base->wakeup, NULL);
+    uv_stop(&base->loop);
+}
+
+void sc_worker_base_maybe_finish(sc_worker_base_t *base)
+{
+    if (base->draining && base->num_conns == 0)
+        stop_worker(base);
+}
+
+static void on_drain_deadline(uv_timer_t *timer)
+{
+    sc_worker_base_t *base = timer->data;
+    base->ops->on_drain_timeout(base);
+    stop_worker(base);
+}
+
+static void start_drain(sc_worker_base_t *base)
+{
+    base->draining = 1;
+    close_listener(base);
+    h2o_context_request_shutdown(base->ctx);
+    uv_timer_start(&base->drain_timer, on_drain_deadline, base->drain_timeout_ms, 0);
+    sc_worker_base_maybe_finish(base);
+}
+
+static void on_wakeup(uv_async_t *async)
+{
+    sc_worker_base_t *base = async->data;
+    int drain;
+
+    base->ops->on_mail(base);
+    pthread_mutex_lock(&base->mailbox_lock);
+    drain = base->drain_requested;
+    pthread_mutex_unlock(&base->mailbox_lock);
+    if (drain && !base->draining)
+        start_drain(base);
+}
+
+void sc_worker_base_init(sc_worker_base_t *base, const sc_worker_ops_t *ops, h2o_context_t *ctx, size_t index,
+                         uint64_t drain_timeout_ms)
+{
+    base->ops = ops;
+    base->ctx = ctx;
+    base->index = index;
+    base->drain_timeout_ms = drain_timeout_ms;
+    uv_loop_init(&base->loop);
+    pthread_mutex_init(&base->mailbox_lock, NULL);
+    pthread_cond_init(&base->parked, NULL);
+    uv_async_init(&base->loop, &base->wakeup, on_wakeup);
+    base->wakeup.data = base;
+    uv_timer_init(&base->loop, &base->drain_timer);
+    base->drain_timer.data = base;
+}
+
+int sc_worker_base_listen(sc_worker_base_t *base, const struct sockaddr *sa, uv_connection_cb on_connection, char *err,
+                          size_t err_cap)
+{
+    uv_os_fd_t fd;
+    int one = 1, rc;
+
+    if ((rc = uv_tcp_init_ex(&base->loop, &base->listener, sa->sa_family)) != 0)
+        goto Error;
+    base->listener_open = 1;
+    base->listener.data = base;
+    if ((rc = uv_fileno((uv_handle_t *)&base->listener, &fd)) != 0)
+        goto Error;
+    /* every worker binds the same address: the kernel spreads the connections */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        rc = uv_translate_sys_error(errno);
+        goto Error;
+    }
+    if ((rc = uv_tcp_bind(&base->listener, sa, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&base->listener, SC_LISTEN_BACKLOG, on_connection)) != 0)
+        goto Error;
+    return 0;
+Error:
+    snprintf(err, err_cap, "%s", uv_strerror(rc));
+    return SC_E_LISTEN;
+}
+
+static void worker_main(void *arg)
+{
+    sc_worker_base_t *base = arg;
+    uv_run(&base->loop, UV_RUN_DEFAULT);
+    /*
+     * The thread parks instead of returning: h2o keeps per-thread buffer caches
+     * that would become unreachable (and reported as leaks) if the thread ended.
+     * The process exits right after every worker has stopped.
+     */
+    pthread_mutex_lock(&base->mailbox_lock);
+    __atomic_store_n(&base->stopped, 1, __ATOMIC_RELEASE);
+    for (;;)
+        pthread_cond_wait(&base->parked, &base->mailbox_lock);
+}
+
+int sc_worker_base_start(sc_worker_base_t *base)
+{
+    return uv_thread_create(&base->thread, worker_main, base) == 0 ? 0 : SC_E_THREAD;
+}
+
+void sc_worker_base_wake(sc_worker_base_t *base)
+{
+    uv_async_send(&base->wakeup);
+}
+
+void sc_worker_base_post_drain(sc_worker_base_t *base)
+{
+    pthread_mutex_lock(&base->mailbox_lock);
+    base->drain_requested = 1;
+    pthread_mutex_unlock(&base->mailbox_lock);
+    sc_worker_base_wake(base);
+}
+
+int sc_worker_base_stopped(sc_worker_base_t *base)
+{
+    return __atomic_load_n(&base->stopped, __ATOMIC_ACQUIRE);
+}

@@ -1,0 +1,84 @@
+/* What every worker thread shares, inbound or outbound: its loop, listener, mailbox wakeup, drain and parking. */
+#ifndef SEAM_SIDECAR_WORKER_H
+#define SEAM_SIDECAR_WORKER_H
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "sidecar/error.h"
+
+#define SC_LISTEN_BACKLOG 1024
+
+typedef struct st_sc_worker_base_t sc_worker_base_t;
+
+/* What a side does at the points where the shared scaffolding hands over; each runs on the worker's thread. */
+typedef struct st_sc_worker_ops_t {
+    /* A wakeup: swap in the snapshots waiting in the owner's mailbox (taking base->mailbox_lock to read it). */
+    void (*on_mail)(sc_worker_base_t *base);
+    /* The drain deadline passed with base->num_conns connections open: say so (the worker stops next). */
+    void (*on_drain_timeout)(sc_worker_base_t *base);
+    /* The loop is about to stop: last words, such as flushing the access log and closing pools. */
+    void (*on_stop)(sc_worker_base_t *base);
+} sc_worker_ops_t;
+
+/*
+ * The first member of sc_worker_t and sc_oworker_t. Everything here is
+ * touched only on the worker's thread, except drain_requested (under
+ * mailbox_lock) and stopped (atomic).
+ */
+struct st_sc_worker_base_t {
+    uv_loop_t loop; /* loop.data is left to the owner: it points at the owning worker */
+    uv_thread_t thread;
+    uv_tcp_t listener; /* listener.data is this base */
+    int listener_open;
+    uv_async_t wakeup;
+    uv_timer_t drain_timer;
+    const sc_worker_ops_t *ops;
+    h2o_context_t *ctx; /* the owner's h2o context on this loop (borrowed) */
+    size_t index;
+    uint64_t drain_timeout_ms;
+    size_t num_conns; /* counted by the owner; the drain finishes when it reaches 0 */
+    int draining;
+    int stopped; /* set (atomically) when the worker's loop has returned */
+    pthread_mutex_t mailbox_lock; /* guards drain_requested and the owner's mailbox */
+    pthread_cond_t parked;        /* a stopped worker waits here until the process exits */
+    int drain_requested;
+};
+
+/*
+ * Sets up the loop, the mailbox lock and the wakeup and drain timer handles.
+ * ops is borrowed (static); ctx is the owner's h2o context (borrowed), to be
+ * initialised on base->loop after this call.
+ */
+void sc_worker_base_init(sc_worker_base_t *base, const sc_worker_ops_t *ops, h2o_context_t *ctx, size_t index,
+                         uint64_t drain_timeout_ms);
+
+/*
+ * Opens the worker's SO_REUSEPORT listener on sa; on_connection gets the
+ * listener, whose data is base. Returns 0, or SC_E_LISTEN with libuv's
+ * reason in err.
+ */
+int sc_worker_base_listen(sc_worker_base_t *base, const struct sockaddr *sa, uv_connection_cb on_connection, char *err,
+                          size_t err_cap) __attribute__((warn_unused_result));
+
+/* Starts the worker's thread, which runs the loop and then parks. Returns 0 or SC_E_THREAD. */
+int sc_worker_base_start(sc_worker_base_t *base) __attribute__((warn_unused_result));
+
+/* Wakes the worker to read its mailbox (any thread; call after filling the mailbox under mailbox_lock). */
+void sc_worker_base_wake(sc_worker_base_t *base);
+
+/* Asks the worker to drain (any thread): close its listener, shut h2o down, stop within drain_timeout_ms. */
+void sc_worker_base_post_drain(sc_worker_base_t *base);
+
+/* After a connection closed (worker thread): stops a draining worker once none is left. */
+void sc_worker_base_maybe_finish(sc_worker_base_t *base);
+
+/* True once the worker's loop has returned (any thread). */
+int sc_worker_base_stopped(sc_worker_base_t *base);
+
+#endif
