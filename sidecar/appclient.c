@@ -20,6 +20,7 @@ typedef struct st_sc_appreq_t {
     h2o_req_t *req;        /* NULL once the client went away */
     const sc_app_target_t *target;
     struct st_sc_app_conn_t *conn; /* the app connection (connecting or connected), NULL when let go */
+    h2o_linklist_t waiting;        /* in pool->waiting while every connection is busy */
     h2o_socket_t *sock;    /* conn's socket once connected */
     h2o_timeout_entry_t timeout;
     int started;           /* the response head went to the client */
@@ -75,17 +76,36 @@ void sc_app_pool_init(sc_app_pool_t *pool, h2o_loop_t *loop, const struct sockad
     pool->addr_len = addr_len;
     pool->keepalive_ms = keepalive_ms;
     h2o_linklist_init_anchor(&pool->idle);
+    h2o_linklist_init_anchor(&pool->waiting);
+}
+
+static void connect_for(sc_appreq_t *ar);
+static void start_exchange(sc_appreq_t *ar);
+
+/* The oldest request waiting for a connection, taken off the queue; NULL when none waits. */
+static sc_appreq_t *next_waiter(sc_app_pool_t *pool)
+{
+    if (h2o_linklist_is_empty(&pool->waiting))
+        return NULL;
+    sc_appreq_t *ar = H2O_STRUCT_FROM_MEMBER(sc_appreq_t, waiting, pool->waiting.next);
+    h2o_linklist_unlink(&ar->waiting);
+    return ar;
 }
 
 static void conn_close(sc_app_conn_t *conn)
 {
+    sc_app_pool_t *pool = conn->pool;
     if (h2o_linklist_is_linked(&conn->link)) {
         h2o_linklist_unlink(&conn->link);
-        --conn->pool->num_idle;
+        --pool->num_idle;
     }
+    --pool->num_conns;
     conn->sock->data = NULL;
     h2o_socket_close(conn->sock);
     free(conn);
+    sc_appreq_t *waiter = next_waiter(pool); /* a slot opened: the oldest waiting request may connect */
+    if (waiter != NULL)
+        connect_for(waiter);
 }
 
 void sc_app_pool_dispose(sc_app_pool_t *pool)
@@ -122,8 +142,15 @@ static void pool_put(sc_app_conn_t *conn)
 {
     sc_app_pool_t *pool = conn->pool;
     conn->user = NULL;
-    if (pool->num_idle >= SC_APP_IDLE_MAX || conn->sock->input->size != 0) {
+    if (conn->sock->input->size != 0) {
         conn_close(conn);
+        return;
+    }
+    sc_appreq_t *waiter = next_waiter(pool);
+    if (waiter != NULL) { /* straight to the oldest waiting request */
+        conn->user = waiter;
+        waiter->conn = conn;
+        start_exchange(waiter);
         return;
     }
     conn->idle_since = h2o_now(pool->loop);
@@ -136,6 +163,8 @@ static void pool_put(sc_app_conn_t *conn)
 static void release_app(sc_appreq_t *ar, int reuse)
 {
     disarm_timeout(ar);
+    if (h2o_linklist_is_linked(&ar->waiting))
+        h2o_linklist_unlink(&ar->waiting);
     sc_app_conn_t *conn = ar->conn;
     if (conn == NULL)
         return;
@@ -493,6 +522,28 @@ static void on_app_connect(h2o_socket_t *sock, const char *err)
     start_exchange(ar);
 }
 
+/* Opens a new connection for ar (the pool has room). */
+static void connect_for(sc_appreq_t *ar)
+{
+    sc_app_pool_t *pool = ar->target->pool;
+    h2o_socket_t *sock = h2o_socket_connect(pool->loop, (struct sockaddr *)&pool->addr, pool->addr_len, on_app_connect);
+    if (sock == NULL) {
+        fail_early(ar, 503, "Service Unavailable", "service unavailable: the app at %s is unreachable (%s)\n",
+                   "connection failed");
+        return;
+    }
+    sc_app_conn_t *conn = h2o_mem_alloc(sizeof(*conn));
+    memset(conn, 0, sizeof(*conn));
+    conn->pool = pool;
+    conn->sock = sock;
+    conn->user = ar;
+    sock->data = conn;
+    ar->conn = conn;
+    ++pool->num_conns;
+    ++pool->connects;
+    arm_timeout(ar);
+}
+
 void sc_app_forward(h2o_req_t *req, const sc_app_target_t *target)
 {
     sc_appreq_t *ar = h2o_mem_alloc_shared(&req->pool, sizeof(*ar), on_dispose);
@@ -509,21 +560,10 @@ void sc_app_forward(h2o_req_t *req, const sc_app_target_t *target)
     if ((ar->conn = pool_take(pool)) != NULL) {
         ar->conn->user = ar;
         start_exchange(ar);
-        return;
+    } else if (pool->num_conns < SC_APP_CONNS_MAX) {
+        connect_for(ar);
+    } else {
+        arm_timeout(ar); /* every connection is busy: wait for one, within --app-timeout */
+        h2o_linklist_insert(&pool->waiting, &ar->waiting);
     }
-    h2o_socket_t *sock = h2o_socket_connect(pool->loop, (struct sockaddr *)&pool->addr, pool->addr_len, on_app_connect);
-    if (sock == NULL) {
-        fail_early(ar, 503, "Service Unavailable", "service unavailable: the app at %s is unreachable (%s)\n",
-                   "connection failed");
-        return;
-    }
-    sc_app_conn_t *conn = h2o_mem_alloc(sizeof(*conn));
-    memset(conn, 0, sizeof(*conn));
-    conn->pool = pool;
-    conn->sock = sock;
-    conn->user = ar;
-    sock->data = conn;
-    ar->conn = conn;
-    ++pool->connects;
-    arm_timeout(ar);
 }

@@ -10,7 +10,9 @@
 #define SC_APP_HEAD_MAX (64 * 1024)     /* largest response head accepted from the app */
 #define SC_APP_HEADERS_MAX 100          /* response header lines accepted from the app */
 
-#define SC_APP_IDLE_MAX 256 /* idle app connections a worker keeps */
+#define SC_APP_CONNS_MAX 128 /* app connections one worker opens at most; more requests wait for one
+                                (in order, within --app-timeout), as behind Envoy's circuit breaker:
+                                an app that accepts slowly is not buried under connections */
 
 /*
  * A worker's idle connections to the app. They stay h2o sockets with reading
@@ -24,6 +26,8 @@ typedef struct st_sc_app_pool_t {
     uint64_t keepalive_ms;   /* an idle connection older than this is closed instead of reused */
     h2o_linklist_t idle;     /* most recently used first */
     size_t num_idle;
+    size_t num_conns;        /* open or opening, idle or in use; at most SC_APP_CONNS_MAX */
+    h2o_linklist_t waiting;  /* requests waiting for a connection, oldest first */
     uint64_t connects;       /* new connections opened (for tests and metrics) */
 } sc_app_pool_t;
 

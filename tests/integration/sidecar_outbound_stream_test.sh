@@ -74,6 +74,11 @@ fi
 check_contains "h2load: every request succeeded" "$N succeeded, 0 failed, 0 errored" "$(cat h2load.txt)"
 check_contains "h2load: all 2xx" "status codes: $N 2xx" "$(cat h2load.txt)"
 grep -E '^finished in|^requests:' h2load.txt | sed 's/^/# /'
+# 640 concurrent requests, but each of the backend's two workers opens at most 128 connections to the app
+# (the rest wait in order); idle ones stay open a while, so the count now is the peak
+app_conns=$(ss -tn state established "( dport = :$APP_PORT )" | awk 'NR > 1' | wc -l)
+[ "$app_conns" -ge 1 ] && [ "$app_conns" -le 256 ] && pass "the inbound side held at most 2 x 128 app connections ($app_conns)" ||
+    fail "the inbound side held at most 2 x 128 app connections" "$app_conns"
 # any failure, by where it came from
 grep '"path":"/api/load"' frontend.log | grep -v '"status":200' | grep -o '"status":[0-9]*,.*"error":[^,]*' | sort | uniq -c | head -5 | sed 's/^/# outbound: /'
 grep '"path":"/api/load"' backend.log | grep -v '"status":200' | grep -o '"status":[0-9]*' | sort | uniq -c | head -5 | sed 's/^/# inbound: /'
