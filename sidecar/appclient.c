@@ -2,7 +2,6 @@
 #include "sidecar/appclient.h"
 
 #include <arpa/inet.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -540,7 +539,6 @@ static void connect_for(sc_appreq_t *ar)
     sock->data = conn;
     ar->conn = conn;
     ++pool->num_conns;
-    ++pool->connects;
     arm_timeout(ar);
 }
 

@@ -28,7 +28,6 @@ typedef struct st_sc_app_pool_t {
     size_t num_idle;
     size_t num_conns;        /* open or opening, idle or in use; at most SC_APP_CONNS_MAX */
     h2o_linklist_t waiting;  /* requests waiting for a connection, oldest first */
-    uint64_t connects;       /* new connections opened (for tests and metrics) */
 } sc_app_pool_t;
 
 void sc_app_pool_init(sc_app_pool_t *pool, h2o_loop_t *loop, const struct sockaddr *addr, socklen_t addr_len,
