@@ -403,12 +403,11 @@ static void on_log_access(h2o_logger_t *_self, h2o_req_t *req)
 static void on_worker_mail(sc_worker_base_t *base)
 {
     sc_worker_t *w = worker_of_base(base);
+    sc_tls_t *tls = sc_worker_base_take_tls(base);
     sc_policy_t *policy;
-    sc_tls_t *tls;
 
     pthread_mutex_lock(&base->mailbox_lock);
-    policy = w->mailbox.policy, w->mailbox.policy = NULL;
-    tls = w->mailbox.tls, w->mailbox.tls = NULL;
+    policy = w->mail_policy, w->mail_policy = NULL;
     pthread_mutex_unlock(&base->mailbox_lock);
 
     if (policy != NULL) {
@@ -544,35 +543,25 @@ int sc_inbound_start(sc_inbound_t *in)
     return 0;
 }
 
-static void post(sc_worker_t *w, sc_policy_t *policy, sc_tls_t *tls)
-{
-    pthread_mutex_lock(&w->base.mailbox_lock);
-    if (policy != NULL) {
-        sc_policy_release(w->mailbox.policy);
-        sc_policy_addref(policy);
-        w->mailbox.policy = policy;
-    }
-    if (tls != NULL) {
-        if (w->mailbox.tls != NULL)
-            sc_tls_release(w->mailbox.tls);
-        sc_tls_addref(tls);
-        w->mailbox.tls = tls;
-    }
-    pthread_mutex_unlock(&w->base.mailbox_lock);
-    sc_worker_base_wake(&w->base);
-}
-
 void sc_inbound_publish_policy(sc_inbound_t *in, sc_policy_t *policy)
 {
-    for (size_t i = 0; i != in->num_workers; ++i)
-        post(&in->workers[i], policy, NULL);
+    for (size_t i = 0; i != in->num_workers; ++i) {
+        sc_worker_t *w = &in->workers[i];
+        sc_policy_addref(policy);
+        pthread_mutex_lock(&w->base.mailbox_lock);
+        sc_policy_t *superseded = w->mail_policy;
+        w->mail_policy = policy;
+        pthread_mutex_unlock(&w->base.mailbox_lock);
+        sc_policy_release(superseded);
+        sc_worker_base_wake(&w->base);
+    }
 }
 
 void sc_inbound_publish_tls(sc_inbound_t *in, sc_tls_t *tls)
 {
     h2o_ssl_register_alpn_protocols(tls->server_ctx, alpn_protocols);
     for (size_t i = 0; i != in->num_workers; ++i)
-        post(&in->workers[i], NULL, tls);
+        sc_worker_base_post_tls(&in->workers[i].base, tls);
 }
 
 void sc_inbound_drain(sc_inbound_t *in)

@@ -46,10 +46,7 @@ typedef struct st_sc_worker_t {
     sc_tls_t *tls;       /* this worker's reference: new handshakes use it */
     sc_metrics_t metrics;
     sc_accesslog_t accesslog;
-    struct {
-        sc_policy_t *policy;
-        sc_tls_t *tls;
-    } mailbox; /* under base.mailbox_lock */
+    sc_policy_t *mail_policy; /* a new policy to take (under base.mailbox_lock); TLS snapshots go through base */
 } sc_worker_t;
 
 struct st_sc_inbound_t {

@@ -1388,11 +1388,10 @@ static void on_app_connection(uv_stream_t *listener, int status)
 static void on_worker_mail(sc_worker_base_t *base)
 {
     sc_oworker_t *w = worker_of_base(base);
+    sc_tls_t *tls = sc_worker_base_take_tls(base);
     pthread_mutex_lock(&base->mailbox_lock);
-    sc_routes_t *routes = w->mailbox.routes;
-    sc_tls_t *tls = w->mailbox.tls;
-    w->mailbox.routes = NULL;
-    w->mailbox.tls = NULL;
+    sc_routes_t *routes = w->mail_routes;
+    w->mail_routes = NULL;
     pthread_mutex_unlock(&base->mailbox_lock);
     if (routes != NULL) {
         sc_routes_release(w->routes);
@@ -1510,35 +1509,25 @@ int sc_outbound_start(sc_outbound_t *out)
     return 0;
 }
 
-static void post(sc_oworker_t *w, sc_routes_t *routes, sc_tls_t *tls)
-{
-    pthread_mutex_lock(&w->base.mailbox_lock);
-    if (routes != NULL) {
-        if (w->mailbox.routes != NULL)
-            sc_routes_release(w->mailbox.routes);
-        sc_routes_addref(routes);
-        w->mailbox.routes = routes;
-    }
-    if (tls != NULL) {
-        if (w->mailbox.tls != NULL)
-            sc_tls_release(w->mailbox.tls);
-        sc_tls_addref(tls);
-        w->mailbox.tls = tls;
-    }
-    pthread_mutex_unlock(&w->base.mailbox_lock);
-    sc_worker_base_wake(&w->base);
-}
-
 void sc_outbound_publish_routes(sc_outbound_t *out, sc_routes_t *routes)
 {
-    for (size_t i = 0; i != out->num_workers; ++i)
-        post(&out->workers[i], routes, NULL);
+    for (size_t i = 0; i != out->num_workers; ++i) {
+        sc_oworker_t *w = &out->workers[i];
+        sc_routes_addref(routes);
+        pthread_mutex_lock(&w->base.mailbox_lock);
+        sc_routes_t *superseded = w->mail_routes;
+        w->mail_routes = routes;
+        pthread_mutex_unlock(&w->base.mailbox_lock);
+        if (superseded != NULL)
+            sc_routes_release(superseded);
+        sc_worker_base_wake(&w->base);
+    }
 }
 
 void sc_outbound_publish_tls(sc_outbound_t *out, sc_tls_t *tls)
 {
     for (size_t i = 0; i != out->num_workers; ++i)
-        post(&out->workers[i], NULL, tls);
+        sc_worker_base_post_tls(&out->workers[i].base, tls);
 }
 
 void sc_outbound_drain(sc_outbound_t *out)

@@ -44,10 +44,7 @@ typedef struct st_sc_oworker_t {
     int original_dst_warned; /* --transparent: an unreadable original destination was logged once */
     sc_metrics_t metrics;
     sc_accesslog_t accesslog;
-    struct {
-        sc_routes_t *routes;
-        sc_tls_t *tls;
-    } mailbox; /* under base.mailbox_lock */
+    sc_routes_t *mail_routes; /* new routes to take (under base.mailbox_lock); TLS snapshots go through base */
 } sc_oworker_t;
 
 struct st_sc_outbound_t {

@@ -124,6 +124,27 @@ void sc_worker_base_wake(sc_worker_base_t *base)
     uv_async_send(&base->wakeup);
 }
 
+void sc_worker_base_post_tls(sc_worker_base_t *base, sc_tls_t *tls)
+{
+    sc_tls_addref(tls);
+    pthread_mutex_lock(&base->mailbox_lock);
+    sc_tls_t *superseded = base->mail_tls;
+    base->mail_tls = tls;
+    pthread_mutex_unlock(&base->mailbox_lock);
+    if (superseded != NULL)
+        sc_tls_release(superseded); /* never taken: a newer one came first */
+    sc_worker_base_wake(base);
+}
+
+sc_tls_t *sc_worker_base_take_tls(sc_worker_base_t *base)
+{
+    pthread_mutex_lock(&base->mailbox_lock);
+    sc_tls_t *tls = base->mail_tls;
+    base->mail_tls = NULL;
+    pthread_mutex_unlock(&base->mailbox_lock);
+    return tls;
+}
+
 void sc_worker_base_post_drain(sc_worker_base_t *base)
 {
     pthread_mutex_lock(&base->mailbox_lock);

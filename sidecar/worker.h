@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "sidecar/error.h"
+#include "sidecar/tls.h"
 
 #define SC_LISTEN_BACKLOG 1024
 
@@ -45,9 +46,10 @@ struct st_sc_worker_base_t {
     size_t num_conns; /* counted by the owner; the drain finishes when it reaches 0 */
     int draining;
     int stopped; /* set (atomically) when the worker's loop has returned */
-    pthread_mutex_t mailbox_lock; /* guards drain_requested and the owner's mailbox */
+    pthread_mutex_t mailbox_lock; /* guards drain_requested, mail_tls and the owner's mailbox */
     pthread_cond_t parked;        /* a stopped worker waits here until the process exits */
     int drain_requested;
+    sc_tls_t *mail_tls; /* a new TLS snapshot for the worker to take (a reference), or NULL */
 };
 
 /*
@@ -71,6 +73,12 @@ int sc_worker_base_start(sc_worker_base_t *base) __attribute__((warn_unused_resu
 
 /* Wakes the worker to read its mailbox (any thread; call after filling the mailbox under mailbox_lock). */
 void sc_worker_base_wake(sc_worker_base_t *base);
+
+/* Hands the worker a new TLS snapshot (any thread; the mailbox takes its own reference) and wakes it. */
+void sc_worker_base_post_tls(sc_worker_base_t *base, sc_tls_t *tls);
+
+/* The snapshot posted since the last call, or NULL (worker thread, in on_mail; the caller owns the reference). */
+sc_tls_t *sc_worker_base_take_tls(sc_worker_base_t *base);
 
 /* Asks the worker to drain (any thread): close its listener, shut h2o down, stop within drain_timeout_ms. */
 void sc_worker_base_post_drain(sc_worker_base_t *base);
