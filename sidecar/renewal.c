@@ -219,12 +219,22 @@ static void on_job_work(uv_work_t *req)
     crt_bundle_release(trust);
 }
 
+static void on_sign_timer(uv_timer_t *timer);
+
+/* A job that could not even start: the log line says "retrying later", so a renewal is planned (bundle polls repeat anyway). */
+static void retry_later(sc_renewal_t *r, job_kind_t kind, const char *why)
+{
+    cmn_log_error("seam-ca: %s; retrying in %d ms", why, SC_ROTATION_BACKOFF_FIRST_MS);
+    if (kind == JOB_SIGN)
+        uv_timer_start(&r->sign_timer, on_sign_timer, SC_ROTATION_BACKOFF_FIRST_MS, 0);
+}
+
 static void start_job(sc_renewal_t *r, job_kind_t kind)
 {
     renewal_job_t *job = calloc(1, sizeof(*job));
 
     if (job == NULL) {
-        cmn_log_error("seam-ca: out of memory; retrying later");
+        retry_later(r, kind, "out of memory");
         return;
     }
     job->req.data = job;
@@ -241,7 +251,7 @@ static void start_job(sc_renewal_t *r, job_kind_t kind)
         r->busy = 0;
         sc_tls_release(job->current);
         free(job);
-        cmn_log_error("seam-ca: cannot queue the request; retrying later");
+        retry_later(r, kind, "cannot queue the request");
     }
 }
 
