@@ -22,6 +22,14 @@ struct phr_chunked_decoder {
     char _state;
 };
 
+/*
+ * Parses a request head. Returns its length, -1 on a parse error (also when
+ * there are more than *num_headers header lines), -2 when incomplete; last_len
+ * is the length of the previous incomplete attempt (0 the first time).
+ */
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
+                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers, size_t last_len);
+
 /* Returns the header length, -1 on a parse error, -2 when incomplete. */
 int phr_parse_response(const char *buf, size_t len, int *minor_version, int *status, const char **msg, size_t *msg_len,
                        struct phr_header *headers, size_t *num_headers, size_t last_len);

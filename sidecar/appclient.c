@@ -10,6 +10,7 @@
 
 #include "common/picohttpparser.h"
 #include "sidecar/forward.h"
+#include "sidecar/front.h"
 #include "sidecar/inbound.h"
 
 typedef enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE } body_kind_t;
@@ -33,6 +34,13 @@ typedef struct st_sc_appreq_t {
     struct phr_chunked_decoder chunked;
     h2o_buffer_t *ready;   /* response body bytes not yet handed to h2o */
     h2o_buffer_t *sending; /* the bytes h2o is sending now */
+    /* the request body, passed on as the client sends it */
+    h2o_buffer_t *upload;  /* bytes being written to the app */
+    int writing;           /* a write to the app is under way */
+    int body_chunked;      /* the app gets it chunked (its length is unknown) */
+    int body_queued;       /* the last of the body (or the head, without one) went into a write */
+    int body_sent;         /* ... and that write finished: the connection may be reused */
+    int reading;           /* the app's answer is being read */
 } sc_appreq_t;
 
 static void on_app_read(h2o_socket_t *sock, const char *err);
@@ -169,7 +177,7 @@ static void release_app(sc_appreq_t *ar, int reuse)
         return;
     ar->conn = NULL;
     ar->sock = NULL;
-    if (reuse && ar->paused == 0)
+    if (reuse && ar->paused == 0 && ar->body_sent && !ar->writing)
         pool_put(conn);
     else
         conn_close(conn);
@@ -239,6 +247,7 @@ static void on_dispose(void *p)
     release_app(ar, 0);
     h2o_buffer_dispose(&ar->ready);
     h2o_buffer_dispose(&ar->sending);
+    h2o_buffer_dispose(&ar->upload);
 }
 
 /* Moves body bytes from the socket's input into ready, decoding the framing. Returns 0, or -1 on bad framing. */
@@ -429,18 +438,84 @@ static void on_timeout(h2o_timeout_entry_t *entry)
     send_ready(ar);
 }
 
+static void send_body(sc_appreq_t *ar);
+
 static void on_app_written(h2o_socket_t *sock, const char *err)
 {
     sc_app_conn_t *conn = sock->data;
     sc_appreq_t *ar = conn != NULL ? conn->user : NULL;
     if (ar == NULL || ar->req == NULL)
         return;
+    ar->writing = 0;
+    h2o_buffer_consume(&ar->upload, ar->upload->size);
     if (err != NULL) {
-        fail_early(ar, 502, "Bad Gateway", "bad gateway: the app at %s closed the connection (%s)\n", err);
+        if (!ar->started) {
+            fail_early(ar, 502, "Bad Gateway", "bad gateway: the app at %s closed the connection (%s)\n", err);
+        } else if (!ar->done) { /* it answered, then went away before taking the whole body */
+            h2o_req_log_error(ar->req, "seam/app", "the app closed the connection while the request body was sent (%s)", err);
+            release_app(ar, 0);
+            ar->done = ar->failed = 1;
+            send_ready(ar);
+        }
         return;
     }
+    ar->body_sent = ar->body_queued;
     arm_timeout(ar);
-    h2o_socket_read_start(sock, on_app_read);
+    if (!ar->reading && !ar->paused) {
+        /* the answer is read while the body still goes out: an app may answer (413, say) before it read it all */
+        ar->reading = 1;
+        h2o_socket_read_start(sock, on_app_read);
+    }
+    send_body(ar);
+    if (ar->done && ar->body_sent && ar->conn != NULL)
+        release_app(ar, ar->keepalive && !ar->failed); /* the answer finished first: now the connection is free */
+}
+
+/* Writes the next piece of the request body (what the client has sent so far), framed for the app. */
+static void send_body(sc_appreq_t *ar)
+{
+    if (ar->writing || ar->body_queued || ar->sock == NULL || ar->req == NULL)
+        return;
+    sc_front_body_t *body = sc_front_req_body(ar->req);
+    size_t n = body->buf->size < SC_APP_UPLOAD_CHUNK ? body->buf->size : SC_APP_UPLOAD_CHUNK;
+    if (n != 0) {
+        char size[24];
+        int size_len = ar->body_chunked ? snprintf(size, sizeof(size), "%zx\r\n", n) : 0;
+        h2o_iovec_t room = h2o_buffer_reserve(&ar->upload, n + (size_t)size_len + 2);
+        memcpy(room.base, size, (size_t)size_len);
+        memcpy(room.base + size_len, body->buf->bytes, n);
+        ar->upload->size += (size_t)size_len + n;
+        if (ar->body_chunked) {
+            memcpy(ar->upload->bytes + ar->upload->size, "\r\n", 2);
+            ar->upload->size += 2;
+        }
+        sc_front_body_consume(ar->req, n);
+    }
+    if (body->buf->size == 0 && body->complete) {
+        if (ar->body_chunked) {
+            h2o_iovec_t room = h2o_buffer_reserve(&ar->upload, 5);
+            memcpy(room.base, "0\r\n\r\n", 5);
+            ar->upload->size += 5;
+        }
+        ar->body_queued = 1;
+    } else if (body->buf->size == 0 && body->failed && n == 0) {
+        release_app(ar, 0); /* the client went away mid-body: the app must not take a part for the whole */
+        return;
+    } else if (n == 0) {
+        disarm_timeout(ar); /* waiting for the client, not the app: --app-timeout does not run */
+    }
+    if (ar->upload->size == 0) {
+        ar->body_sent = ar->body_queued;
+        return;
+    }
+    h2o_iovec_t vec = h2o_iovec_init(ar->upload->bytes, ar->upload->size);
+    ar->writing = 1;
+    h2o_socket_write(ar->sock, &vec, 1, on_app_written);
+}
+
+static void on_body_change(void *data)
+{
+    send_body(data);
 }
 
 /* The request head as the app gets it: the client's headers minus hop-by-hop ones, plus Host and the body length. */
@@ -472,8 +547,11 @@ static h2o_iovec_t request_head(h2o_req_t *req)
         APPEND(h->value.base, h->value.len);
         APPEND("\r\n", 2);
     }
-    if (req->entity.base != NULL)
-        p += sprintf(p, "content-length: %zu\r\n", req->entity.len);
+    sc_front_body_t *body = sc_front_req_body(req);
+    if (body->expected && body->length != UINT64_MAX)
+        p += sprintf(p, "content-length: %llu\r\n", (unsigned long long)body->length);
+    else if (body->expected)
+        APPEND("transfer-encoding: chunked\r\n", 28);
     /* what a reverse proxy tells the app: the hop was TLS, and the address it came from */
     APPEND("x-forwarded-proto: https\r\n", 26);
     struct sockaddr_storage peer;
@@ -493,10 +571,19 @@ static h2o_iovec_t request_head(h2o_req_t *req)
 /* The connection is ready: send the request. */
 static void start_exchange(sc_appreq_t *ar)
 {
-    h2o_iovec_t bufs[2] = {request_head(ar->req), ar->req->entity};
+    sc_front_body_t *body = sc_front_req_body(ar->req);
+    h2o_iovec_t head = request_head(ar->req);
     ar->sock = ar->conn->sock;
+    ar->body_chunked = body->expected && body->length == UINT64_MAX;
+    ar->body_queued = !body->expected;
+    h2o_socket_read_stop(ar->sock); /* an idle pooled connection was being watched for a close */
+    h2o_iovec_t room = h2o_buffer_reserve(&ar->upload, head.len);
+    memcpy(room.base, head.base, head.len);
+    ar->upload->size += head.len;
     arm_timeout(ar);
-    h2o_socket_write(ar->sock, bufs, ar->req->entity.base != NULL && ar->req->entity.len != 0 ? 2 : 1, on_app_written);
+    ar->writing = 1;
+    h2o_iovec_t vec = h2o_iovec_init(ar->upload->bytes, ar->upload->size);
+    h2o_socket_write(ar->sock, &vec, 1, on_app_written);
 }
 
 static void on_app_connect(h2o_socket_t *sock, const char *err)
@@ -553,6 +640,10 @@ void sc_app_forward(h2o_req_t *req, const sc_app_target_t *target)
     ar->timeout.cb = on_timeout;
     h2o_buffer_init(&ar->ready, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&ar->sending, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&ar->upload, &h2o_socket_buffer_prototype);
+    sc_front_body_t *body = sc_front_req_body(req);
+    body->on_change = on_body_change;
+    body->data = ar;
 
     sc_app_pool_t *pool = target->pool;
     if ((ar->conn = pool_take(pool)) != NULL) {

@@ -9,6 +9,7 @@
 #define SC_APP_BUFFER_LOW (64 * 1024)   /* ... and resumed below this */
 #define SC_APP_HEAD_MAX (64 * 1024)     /* largest response head accepted from the app */
 #define SC_APP_HEADERS_MAX 100          /* response header lines accepted from the app */
+#define SC_APP_UPLOAD_CHUNK (64 * 1024) /* request body bytes per write to the app */
 
 #define SC_APP_CONNS_MAX 128 /* app connections one worker opens at most; more requests wait for one
                                 (in order, within --app-timeout), as behind Envoy's circuit breaker:
@@ -44,8 +45,10 @@ typedef struct st_sc_app_target_t {
 } sc_app_target_t;
 
 /*
- * Sends req (method, path, the headers as they stand now, the buffered body)
- * to the app over HTTP/1.1 and streams its answer back. The response is read
+ * Sends req (method, path, the headers as they stand now) to the app over
+ * HTTP/1.1, then its body as the client sends it (sc_front_body_t: with its
+ * content-length, or chunked when the length is unknown), and streams the
+ * answer back. The response is read
  * from the app only as fast as the client takes it: past SC_APP_BUFFER_HIGH
  * buffered bytes the app's socket is not read until the client caught up.
  * Errors the client sees: 503 when the app cannot be reached, 502 when it

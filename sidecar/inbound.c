@@ -42,6 +42,7 @@ typedef struct st_sc_conn_t {
     sc_stream_rate_t stream_rate;
     int rate_closed;
     char peer_id[CRT_SPIFFE_ID_MAX + 1]; /* verified SPIFFE ID, "" until verified */
+    h2o_timeout_entry_t handshake_entry;  /* linked while the handshake runs */
 } sc_conn_t;
 
 typedef struct st_sc_authz_handler_t {
@@ -206,6 +207,8 @@ static void on_sock_close(void *data)
 {
     sc_conn_t *conn = data;
     conn->sock = NULL;
+    if (h2o_timeout_is_linked(&conn->handshake_entry))
+        h2o_timeout_unlink(&conn->handshake_entry);
     sc_metrics_connection_delta(&conn->worker->metrics, -1);
     if (!conn->handshake_done && conn->fail_reason != NULL) {
         char addr[64];
@@ -213,6 +216,36 @@ static void on_sock_close(void *data)
         sc_metrics_count_handshake_error(&conn->worker->metrics, conn->fail_reason);
         cmn_log_warn("inbound handshake from %s refused: %s: %s", addr, conn->fail_reason, conn->fail_detail);
     }
+}
+
+/* The handshake is over: serve HTTP as ALPN chose (h2, or http/1.1 also when the client named none). */
+static void on_handshake(h2o_socket_t *sock, const char *err)
+{
+    sc_conn_t *conn = sock->data;
+    if (conn == NULL)
+        return; /* timed out and closed */
+    if (h2o_timeout_is_linked(&conn->handshake_entry))
+        h2o_timeout_unlink(&conn->handshake_entry);
+    if (err != NULL) {
+        h2o_socket_close(sock); /* on_sock_close says why, when the TLS callbacks saw a reason */
+        return;
+    }
+    h2o_iovec_t alpn = h2o_socket_ssl_get_selected_protocol(sock);
+    sc_front_serve(&conn->worker->front, sock,
+                   h2o_memis(alpn.base, alpn.len, H2O_STRLIT("h2")) ? SC_FRONT_HTTP2 : SC_FRONT_HTTP1);
+}
+
+static void on_handshake_timeout(h2o_timeout_entry_t *entry)
+{
+    sc_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_conn_t, handshake_entry, entry);
+    if (conn->fail_reason == NULL) {
+        conn->fail_reason = SC_REASON_TIMEOUT;
+        snprintf(conn->fail_detail, sizeof(conn->fail_detail), "no complete handshake within %d ms",
+                 SC_HANDSHAKE_TIMEOUT_MS);
+    }
+    h2o_socket_t *sock = conn->sock;
+    sock->data = NULL;
+    h2o_socket_close(sock);
 }
 
 static void on_inbound_connection(uv_stream_t *listener, int status)
@@ -241,8 +274,11 @@ static void on_inbound_connection(uv_stream_t *listener, int status)
     conn->sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_conn_handle_close);
     conn->sock->on_close.cb = on_sock_close;
     conn->sock->on_close.data = conn;
+    conn->sock->data = conn;
     sc_metrics_connection_delta(&w->metrics, 1);
-    h2o_accept(&w->accept_ctx, conn->sock);
+    conn->handshake_entry.cb = on_handshake_timeout;
+    h2o_timeout_link(&w->base.loop, &w->handshake_timeout, &conn->handshake_entry);
+    h2o_socket_ssl_handshake(conn->sock, conn->tls->server_ctx, NULL, on_handshake);
 }
 
 /* Makes h2o close the connection through its own error path (a read of EOF), never under its feet. */
@@ -417,7 +453,6 @@ static void on_worker_mail(sc_worker_base_t *base)
     if (tls != NULL) {
         sc_tls_release(w->tls);
         w->tls = tls;
-        w->accept_ctx.ssl_ctx = tls->server_ctx;
     }
 }
 
@@ -434,8 +469,15 @@ static void on_worker_stop(sc_worker_base_t *base)
     sc_app_pool_dispose(&w->app_pool);
 }
 
-static const sc_worker_ops_t worker_ops = {
-    .on_mail = on_worker_mail, .on_drain_timeout = on_worker_drain_timeout, .on_stop = on_worker_stop};
+static void on_worker_drain(sc_worker_base_t *base)
+{
+    sc_front_shutdown(&worker_of_base(base)->front);
+}
+
+static const sc_worker_ops_t worker_ops = {.on_mail = on_worker_mail,
+                                           .on_drain = on_worker_drain,
+                                           .on_drain_timeout = on_worker_drain_timeout,
+                                           .on_stop = on_worker_stop};
 
 int sc_inbound_stopped(sc_inbound_t *in)
 {
@@ -499,6 +541,7 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
     sc_access_logger_t *logger = (void *)h2o_create_logger(pathconf, sizeof(*logger));
     logger->super.log_access = on_log_access;
     logger->inbound = in;
+    sc_front_configure_host(hostconf);
 
     if ((in->workers = calloc(num_workers, sizeof(*in->workers))) == NULL) {
         snprintf(err, err_cap, "out of memory");
@@ -515,9 +558,9 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         sc_tls_addref(tls);
         w->policy = policy;
         sc_policy_addref(policy);
-        w->accept_ctx.ctx = &w->ctx;
-        w->accept_ctx.hosts = in->globalconf.hosts;
-        w->accept_ctx.ssl_ctx = tls->server_ctx;
+        sc_front_init(&w->front, &w->ctx, in->globalconf.hosts, 1, 0, SC_H2_MAX_CONCURRENT_STREAMS,
+                      SC_MAX_REQUEST_BODY_BYTES, SC_INBOUND_H2_IDLE_MS);
+        h2o_timeout_init(&w->base.loop, &w->handshake_timeout, SC_HANDSHAKE_TIMEOUT_MS);
         sc_app_pool_init(&w->app_pool, &w->base.loop, (struct sockaddr *)&in->app_addr, in->app_addr_len, SC_APP_KEEPALIVE_MS);
         h2o_timeout_init(&w->base.loop, &w->app_timeout, app_timeout_ms);
         w->app_target = (sc_app_target_t){&w->app_pool, &w->app_timeout, in->app_name};

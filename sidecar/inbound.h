@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "sidecar/error.h"
+#include "sidecar/front.h"
 #include "sidecar/metrics.h"
 #include "sidecar/policy.h"
 #include "sidecar/accesslog.h"
@@ -38,7 +39,8 @@ typedef struct st_sc_worker_t {
     sc_worker_base_t base; /* loop, thread, listener, drain; num_conns counts TLS connections */
     h2o_context_t ctx;
     sc_inbound_t *inbound;
-    h2o_accept_ctx_t accept_ctx;
+    sc_front_t front;            /* HTTP/2 and HTTP/1.1 over the mesh's TLS */
+    h2o_timeout_t handshake_timeout; /* SC_HANDSHAKE_TIMEOUT_MS */
     sc_app_pool_t app_pool;
     h2o_timeout_t app_timeout;   /* no progress from the app for --app-timeout */
     sc_app_target_t app_target;  /* what the app client needs: pool, timeout, name */

@@ -114,7 +114,8 @@ struct st_sc_ostream_t {
     int32_t stream_id;   /* 0 until submitted */
     h2o_iovec_t authority, path;
     h2o_timeout_entry_t timeout;
-    size_t body_sent;
+    size_t body_sent;  /* request body bytes handed to nghttp2 (then the stream cannot be sent again) */
+    int body_deferred; /* nghttp2 waits for more of the request body */
     int response_started, eos, closed, sending, done;
     int retried; /* sent again once after its connection went away unprocessed */
     size_t unconsumed; /* received DATA bytes not yet returned to nghttp2's windows */
@@ -545,15 +546,36 @@ static ssize_t on_read_body(nghttp2_session *session, int32_t stream_id, uint8_t
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
         return 0;
     }
-    h2o_iovec_t body = st->req->entity;
-    size_t n = body.len - st->body_sent;
-    if (n > length)
-        n = length;
-    memcpy(buf, body.base + st->body_sent, n);
-    st->body_sent += n;
-    if (st->body_sent == body.len)
-        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    /* the app's body streams through: what the app sent so far, and the app may send more once it left */
+    sc_front_body_t *body = sc_front_req_body(st->req);
+    size_t n = body->buf->size < length ? body->buf->size : length;
+    if (n != 0) {
+        memcpy(buf, body->buf->bytes, n);
+        sc_front_body_consume(st->req, n);
+        st->body_sent += n;
+    }
+    if (body->buf->size == 0) {
+        if (body->complete) {
+            *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        } else if (body->failed) {
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the app went away mid-body: reset the stream */
+        } else if (n == 0) {
+            st->body_deferred = 1;
+            return NGHTTP2_ERR_DEFERRED;
+        }
+    }
     return (ssize_t)n;
+}
+
+/* More of the app's request body arrived (or all of it, or it broke off): the upstream stream may go on. */
+static void on_body_change(void *data)
+{
+    sc_ostream_t *st = data;
+    if (!st->body_deferred || st->conn == NULL || st->stream_id <= 0 || st->closed || st->conn->session == NULL)
+        return;
+    st->body_deferred = 0;
+    nghttp2_session_resume_data(st->conn->session, st->stream_id);
+    conn_flush(st->conn);
 }
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
@@ -673,12 +695,12 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     (void)conn_stream_detached(conn); /* a ready connection: never closed here */
     if (st->done)
         return 0;
-    if (error_code == NGHTTP2_REFUSED_STREAM && !st->retried && !st->response_started) {
+    if (error_code == NGHTTP2_REFUSED_STREAM && !st->retried && !st->response_started && st->body_sent == 0) {
         /* the server did not process it (RFC 9113 8.7): send it again, on another connection */
         st->retried = 1;
         st->closed = 0;
         st->stream_id = 0;
-        st->body_sent = 0;
+        st->body_deferred = 0;
         stream_submit(st);
         return 0;
     }
@@ -834,8 +856,8 @@ static void on_socket_close_noop(void *data)
 static int may_retry(sc_h2conn_t *conn, sc_ostream_t *st)
 {
     h2o_iovec_t m = st->req->method;
-    if (st->retried || st->response_started || st->done)
-        return 0;
+    if (st->retried || st->response_started || st->done || st->body_sent != 0)
+        return 0; /* body bytes already passed on are gone: they cannot be sent twice */
     if (st->stream_id <= 0 || (conn->goaway && st->stream_id > conn->goaway_last_id))
         return 1;
     return h2o_memis(m.base, m.len, H2O_STRLIT("GET")) || h2o_memis(m.base, m.len, H2O_STRLIT("HEAD")) ||
@@ -868,7 +890,7 @@ static void conn_close(sc_h2conn_t *conn, int status, const char *category, cons
         if (retry) {
             st->retried = 1;
             st->stream_id = 0;
-            st->body_sent = 0;
+            st->body_deferred = 0;
             stream_submit(st);
         } else {
             stream_fail(st, status, category, detail);
@@ -1137,14 +1159,14 @@ static void stream_submit(sc_ostream_t *st)
         NV(h->name->base, h->name->len, h->value.base, h->value.len);
     }
     nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = on_read_body};
-    char *clen = NULL;
-    if (req->entity.base != NULL) {
-        clen = h2o_mem_alloc_pool(&req->pool, sizeof(H2O_UINT64_LONGEST_STR));
-        int len = snprintf(clen, sizeof(H2O_UINT64_LONGEST_STR), "%zu", req->entity.len);
+    sc_front_body_t *body = sc_front_req_body(req);
+    if (body->expected && body->length != UINT64_MAX) {
+        char *clen = h2o_mem_alloc_pool(&req->pool, sizeof(H2O_UINT64_LONGEST_STR));
+        int len = snprintf(clen, sizeof(H2O_UINT64_LONGEST_STR), "%llu", (unsigned long long)body->length);
         NV("content-length", 14, clen, (size_t)len);
     }
 #undef NV
-    int32_t id = nghttp2_submit_request(conn->session, NULL, nva, n, req->entity.base != NULL ? &prd : NULL, st);
+    int32_t id = nghttp2_submit_request(conn->session, NULL, nva, n, body->expected ? &prd : NULL, st);
     if (id < 0) {
         stream_fail(st, 502, "upstream-protocol-error", nghttp2_strerror(id));
         return;
@@ -1215,6 +1237,9 @@ static int on_outbound_req(h2o_handler_t *self, h2o_req_t *req)
     st->timeout.cb = on_stream_timeout;
     h2o_buffer_init(&st->pending, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&st->inflight, &h2o_socket_buffer_prototype);
+    sc_front_body_t *body = sc_front_req_body(req);
+    body->on_change = on_body_change;
+    body->data = st;
     if (route == NULL) {
         char detail[500];
         if (redirected)
@@ -1382,7 +1407,7 @@ static void on_app_connection(uv_stream_t *listener, int status)
         read_original_dst(conn);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_app_handle_close);
     sock->on_close.data = conn;
-    h2o_accept(&w->accept_ctx, sock);
+    sc_front_serve(&w->front, sock, SC_FRONT_HTTP1);
 }
 
 static void on_worker_mail(sc_worker_base_t *base)
@@ -1414,8 +1439,15 @@ static void on_worker_stop(sc_worker_base_t *base)
     sc_accesslog_flush(&worker_of_base(base)->accesslog);
 }
 
-static const sc_worker_ops_t worker_ops = {
-    .on_mail = on_worker_mail, .on_drain_timeout = on_worker_drain_timeout, .on_stop = on_worker_stop};
+static void on_worker_drain(sc_worker_base_t *base)
+{
+    sc_front_shutdown(&worker_of_base(base)->front);
+}
+
+static const sc_worker_ops_t worker_ops = {.on_mail = on_worker_mail,
+                                           .on_drain = on_worker_drain,
+                                           .on_drain_timeout = on_worker_drain_timeout,
+                                           .on_stop = on_worker_stop};
 
 int sc_outbound_stopped(sc_outbound_t *out)
 {
@@ -1462,6 +1494,7 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
     handler->on_req = on_outbound_req;
     h2o_logger_t *logger = h2o_create_logger(pathconf, sizeof(*logger));
     logger->log_access = on_log_access;
+    sc_front_configure_host(hostconf);
 
     if ((out->workers = calloc(num_workers, sizeof(*out->workers))) == NULL) {
         snprintf(err, err_cap, "out of memory");
@@ -1482,8 +1515,8 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
         sc_tls_addref(tls);
         w->routes = routes;
         sc_routes_addref(routes);
-        w->accept_ctx.ctx = &w->ctx;
-        w->accept_ctx.hosts = out->globalconf.hosts;
+        sc_front_init(&w->front, &w->ctx, out->globalconf.hosts, 0, 1, SC_H2_MAX_CONCURRENT_STREAMS,
+                      SC_MAX_REQUEST_BODY_BYTES, out->globalconf.http2.idle_timeout);
         sc_accesslog_init(&w->accesslog, &w->base.loop);
         if (sc_worker_base_listen(&w->base, (struct sockaddr *)&out->listen_addr, on_app_connection, why,
                                   sizeof(why)) != 0) {

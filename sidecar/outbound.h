@@ -12,6 +12,7 @@
 #include "sidecar/accesslog.h"
 #include "sidecar/config.h"
 #include "sidecar/error.h"
+#include "sidecar/front.h"
 #include "sidecar/metrics.h"
 #include "sidecar/routes.h"
 #include "sidecar/tls.h"
@@ -35,7 +36,7 @@ typedef struct st_sc_oworker_t {
     sc_worker_base_t base; /* loop, thread, listener, drain; num_conns counts app connections */
     h2o_context_t ctx;
     sc_outbound_t *outbound;
-    h2o_accept_ctx_t accept_ctx;
+    sc_front_t front;               /* HTTP/1.1 and h2c from the app */
     h2o_timeout_t upstream_timeout; /* --upstream-timeout */
     h2o_timeout_t idle_timeout;     /* --upstream-idle-timeout */
     h2o_linklist_t upstreams;       /* sc_upstream_t, created on first use */

@@ -21,6 +21,8 @@ typedef struct st_sc_worker_base_t sc_worker_base_t;
 typedef struct st_sc_worker_ops_t {
     /* A wakeup: swap in the snapshots waiting in the owner's mailbox (taking base->mailbox_lock to read it). */
     void (*on_mail)(sc_worker_base_t *base);
+    /* The drain begins (the listener is closed): ask the open connections to finish. */
+    void (*on_drain)(sc_worker_base_t *base);
     /* The drain deadline passed with base->num_conns connections open: say so (the worker stops next). */
     void (*on_drain_timeout)(sc_worker_base_t *base);
     /* The loop is about to stop: last words, such as flushing the access log and closing pools. */

@@ -5,7 +5,8 @@ usage: sidecar_test_app.py PORT [ADDRESS]   (ADDRESS defaults to 127.0.0.1)
 
 Every request gets 200 with a JSON body: method, path, the x-forwarded-client-cert
 values it saw (a list, so a duplicate shows), the Host header, the x-hop header (to
-see whether a proxy dropped a header its Connection header named) and the body length.
+see whether a proxy dropped a header its Connection header named) and the body, read as it
+comes (content-length or chunked): its length, its SHA-256 and whether it was chunked.
 /slow?ms=N waits N milliseconds before answering (requests in flight during a drain);
 any path ending in /bytes?n=N answers N bytes of "x" instead. Framing cases for the
 sidecar's app client: /chunked?n=N (N bytes of "y", chunked), /close?n=N (N bytes, no
@@ -13,6 +14,7 @@ length, the end is the close), /cut?n=N (announces N bytes, sends half, closes),
 /garbage (not HTTP), /nocontent (204). The JSON also carries the client's port
 (peer_port: equal ports mean a reused connection) and the x-forwarded-* and expect headers.
 """
+import hashlib
 import json
 import sys
 import time
@@ -23,9 +25,37 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the sidecar's pool expects
 
+    def _read_body(self):
+        """Reads the request body as it comes (content-length or chunked); returns (length, sha256, chunked)."""
+        digest, total = hashlib.sha256(), 0
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return total, digest.hexdigest(), True
+                left = size
+                while left > 0:
+                    piece = self.rfile.read(min(left, 65536))
+                    if not piece:
+                        raise ConnectionError("body cut short")
+                    digest.update(piece)
+                    left -= len(piece)
+                total += size
+                self.rfile.readline()  # the CRLF after the chunk
+        left = int(self.headers.get("content-length") or 0)
+        while left > 0:
+            piece = self.rfile.read(min(left, 65536))
+            if not piece:
+                raise ConnectionError("body cut short")
+            digest.update(piece)
+            total += len(piece)
+            left -= len(piece)
+        return total, digest.hexdigest(), False
+
     def _answer(self):
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body_length, body_sha256, body_chunked = self._read_body()
         url = urllib.parse.urlsplit(self.path)
         if url.path.endswith("/bytes"):
             n = int(urllib.parse.parse_qs(url.query).get("n", ["0"])[0])
@@ -81,7 +111,9 @@ class Handler(BaseHTTPRequestHandler):
             "x_forwarded_proto": self.headers.get("x-forwarded-proto"),
             "x_forwarded_for": self.headers.get("x-forwarded-for"),
             "expect": self.headers.get("expect"),
-            "body_length": len(body),
+            "body_length": body_length,
+            "body_sha256": body_sha256,
+            "body_chunked": body_chunked,
         }).encode() + b"\n"
         self.send_response(200)
         self.send_header("content-type", "application/json")

@@ -1,0 +1,803 @@
+/* The front end's requests and connections, and its HTTP/1.1 server (picohttpparser over h2o sockets). */
+#include "sidecar/front.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sidecar/front_conn.h"
+
+enum { H1_BODY_NONE = 0, H1_BODY_LENGTH, H1_BODY_CHUNKED };
+
+static void h1_handle_input(sc_fconn_t *conn);
+static void h1_on_read(h2o_socket_t *sock, const char *err);
+
+/* ---- requests ---- */
+
+static sc_fconn_t *conn_of(h2o_conn_t *c)
+{
+    return (sc_fconn_t *)c;
+}
+
+static socklen_t on_get_sockname(h2o_conn_t *c, struct sockaddr *sa)
+{
+    return conn_of(c)->sock != NULL ? h2o_socket_getsockname(conn_of(c)->sock, sa) : 0;
+}
+
+static socklen_t on_get_peername(h2o_conn_t *c, struct sockaddr *sa)
+{
+    return conn_of(c)->sock != NULL ? h2o_socket_getpeername(conn_of(c)->sock, sa) : 0;
+}
+
+static h2o_socket_t *on_get_socket(h2o_conn_t *c)
+{
+    return conn_of(c)->sock;
+}
+
+static const h2o_conn_callbacks_t conn_callbacks = {
+    .get_sockname = on_get_sockname, .get_peername = on_get_peername, .get_socket = on_get_socket};
+
+static void on_ostream_send(h2o_ostream_t *ostr, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state);
+
+sc_freq_t *sc_freq_new(sc_fconn_t *conn, int version)
+{
+    sc_freq_t *r = h2o_mem_alloc(sizeof(*r));
+    memset(r, 0, sizeof(*r));
+    h2o_init_request(&r->req, &conn->super, NULL);
+    r->conn = conn;
+    r->req.version = version;
+    r->req.input.scheme = conn->front->https ? &H2O_URL_SCHEME_HTTPS : &H2O_URL_SCHEME_HTTP;
+    r->req.timestamps.request_begin_at = *h2o_get_timestamp(conn->front->ctx, NULL, NULL);
+    r->ostr.do_send = on_ostream_send;
+    r->req._ostr_top = &r->ostr;
+    r->body.length = UINT64_MAX;
+    h2o_buffer_init(&r->body.buf, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&r->out, &h2o_socket_buffer_prototype);
+    return r;
+}
+
+/* Ends the request for h2o (stops the handler if it is still at work, writes the access log) and frees it. */
+void sc_freq_free(sc_freq_t *r)
+{
+    if (h2o_linklist_is_linked(&r->proceed_link))
+        h2o_linklist_unlink(&r->proceed_link);
+    r->body.on_change = NULL;
+    h2o_dispose_request(&r->req);
+    h2o_buffer_dispose(&r->body.buf);
+    h2o_buffer_dispose(&r->out);
+    free(r);
+}
+
+void sc_freq_body_changed(sc_freq_t *r)
+{
+    if (r->dispatched && r->body.on_change != NULL)
+        r->body.on_change(r->body.data);
+}
+
+void sc_freq_body_fail(sc_freq_t *r)
+{
+    if (r->body.complete || r->body.failed)
+        return;
+    r->body.failed = 1;
+    sc_freq_body_changed(r);
+}
+
+/* Adds a request header the way h2o's own servers do: lowercase names, h2o tokens where there is one. */
+int sc_freq_add_header(sc_freq_t *r, const char *name, size_t name_len, const char *value, size_t value_len)
+{
+    h2o_req_t *req = &r->req;
+    char *lname = h2o_mem_alloc_pool(&req->pool, name_len + 1);
+    for (size_t i = 0; i != name_len; ++i)
+        lname[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] + 32) : name[i];
+    lname[name_len] = '\0';
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, value_len);
+    const h2o_token_t *token = h2o_lookup_token(lname, name_len);
+    if (token != NULL)
+        h2o_add_header(&req->pool, &req->headers, token, NULL, v.base, v.len);
+    else
+        h2o_add_header_by_str(&req->pool, &req->headers, lname, name_len, 0, NULL, v.base, v.len);
+    return 0;
+}
+
+sc_front_body_t *sc_front_req_body(h2o_req_t *req)
+{
+    return &((sc_freq_t *)req)->body;
+}
+
+/* Runs on the loop's next turn: more body may be read now that the handler made room. */
+static void on_resume(h2o_timeout_entry_t *entry);
+
+void sc_front_body_consume(h2o_req_t *req, size_t n)
+{
+    sc_freq_t *r = (sc_freq_t *)req;
+    sc_fconn_t *conn = r->conn;
+    if (n == 0)
+        return;
+    h2o_buffer_consume(&r->body.buf, n);
+    if (conn == NULL || conn->sock == NULL)
+        return;
+    if (conn->protocol == SC_FRONT_HTTP2) {
+        sc_front_h2_body_consumed(r, n);
+    } else if (conn->cur == r && !r->body.complete && !conn->reading && r->body.buf->size < SC_FRONT_BODY_WINDOW / 2) {
+        sc_fconn_resume_soon(conn); /* read on, but never from inside the handler's own call */
+    }
+}
+
+void sc_fconn_resume_soon(sc_fconn_t *conn)
+{
+    if (!conn->dead && !h2o_timeout_is_linked(&conn->resume_entry))
+        h2o_timeout_link(conn->front->ctx->loop, &conn->front->ctx->zero_timeout, &conn->resume_entry);
+}
+
+/* ---- connections ---- */
+
+static void on_written(h2o_socket_t *sock, const char *err);
+
+/* Hands the queued bytes to the socket unless a write is under way. */
+void sc_fconn_flush_socket(sc_fconn_t *conn)
+{
+    if (conn->writing || conn->sock == NULL || conn->wbuf->size == 0)
+        return;
+    h2o_buffer_t *swap = conn->wbuf_inflight;
+    conn->wbuf_inflight = conn->wbuf;
+    conn->wbuf = swap;
+    h2o_iovec_t vec = h2o_iovec_init(conn->wbuf_inflight->bytes, conn->wbuf_inflight->size);
+    conn->writing = 1;
+    h2o_socket_write(conn->sock, &vec, 1, on_written);
+}
+
+static void queue_bytes(sc_fconn_t *conn, const void *bytes, size_t len)
+{
+    if (len == 0)
+        return;
+    h2o_iovec_t room = h2o_buffer_reserve(&conn->wbuf, len);
+    memcpy(room.base, bytes, len);
+    conn->wbuf->size += len;
+}
+
+void sc_fconn_enter(sc_fconn_t *conn)
+{
+    ++conn->busy;
+}
+
+static void conn_free(sc_fconn_t *conn)
+{
+    h2o_buffer_dispose(&conn->wbuf);
+    h2o_buffer_dispose(&conn->wbuf_inflight);
+    free(conn);
+}
+
+/* Leaves a callback; a connection closed meanwhile is freed by the outermost one. Returns 1 if it is gone. */
+int sc_fconn_leave(sc_fconn_t *conn)
+{
+    if (--conn->busy == 0 && conn->dead) {
+        conn_free(conn);
+        return 1;
+    }
+    return conn->dead;
+}
+
+/*
+ * Closes the connection now: every request on it ends (handlers are stopped,
+ * access logs written) and the socket closes. The memory goes once no
+ * callback of this connection is on the stack.
+ */
+void sc_fconn_close(sc_fconn_t *conn)
+{
+    sc_front_t *front = conn->front;
+    if (conn->dead)
+        return;
+    conn->dead = 1;
+    conn->closing = 1;
+    sc_fconn_enter(conn);
+    if (h2o_timeout_is_linked(&conn->timeout))
+        h2o_timeout_unlink(&conn->timeout);
+    if (h2o_timeout_is_linked(&conn->resume_entry))
+        h2o_timeout_unlink(&conn->resume_entry);
+    if (h2o_timeout_is_linked(&conn->grace_entry))
+        h2o_timeout_unlink(&conn->grace_entry);
+    h2o_linklist_unlink(&conn->link);
+    --front->num_conns;
+    if (conn->protocol == SC_FRONT_HTTP2) {
+        sc_front_h2_dispose(conn);
+    } else if (conn->cur != NULL) {
+        sc_freq_t *r = conn->cur;
+        conn->cur = NULL;
+        r->conn = NULL;
+        sc_freq_free(r);
+    }
+    if (conn->sock != NULL) {
+        h2o_socket_t *sock = conn->sock;
+        conn->sock = NULL;
+        sock->data = NULL;
+        h2o_socket_close(sock);
+    }
+    sc_fconn_leave(conn);
+}
+
+static void on_written(h2o_socket_t *sock, const char *err)
+{
+    sc_fconn_t *conn = sock->data;
+    if (conn == NULL)
+        return;
+    sc_fconn_enter(conn);
+    conn->writing = 0;
+    if (err != NULL) {
+        sc_fconn_close(conn);
+    } else {
+        h2o_buffer_consume(&conn->wbuf_inflight, conn->wbuf_inflight->size);
+        if (conn->protocol == SC_FRONT_HTTP2) {
+            sc_front_h2_on_written(conn);
+        } else {
+            sc_fconn_flush_socket(conn);
+            sc_freq_t *r = conn->cur;
+            if (r != NULL && r->want_proceed && conn->wbuf->size < SC_FRONT_OUT_LOW) {
+                r->want_proceed = 0;
+                h2o_proceed_response(&r->req);
+            }
+            if (!conn->dead && conn->cur != NULL && conn->cur->final && !conn->writing && conn->wbuf->size == 0)
+                h1_handle_input(conn); /* the response is out: finish the request */
+            else if (!conn->dead && conn->closing && !conn->writing && conn->wbuf->size == 0)
+                sc_fconn_close(conn);
+        }
+    }
+    sc_fconn_leave(conn);
+}
+
+static void on_conn_timeout(h2o_timeout_entry_t *entry)
+{
+    sc_fconn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_fconn_t, timeout, entry);
+    sc_fconn_enter(conn);
+    if (conn->protocol == SC_FRONT_HTTP2)
+        sc_front_h2_shutdown(conn); /* idle: GOAWAY, then close */
+    else
+        sc_fconn_close(conn);
+    sc_fconn_leave(conn);
+}
+
+static void on_resume(h2o_timeout_entry_t *entry)
+{
+    sc_fconn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_fconn_t, resume_entry, entry);
+    sc_fconn_enter(conn);
+    if (conn->protocol == SC_FRONT_HTTP2) {
+        sc_front_h2_on_written(conn);
+    } else {
+        sc_freq_t *r = conn->cur;
+        if (r != NULL && r->want_proceed && !conn->writing) {
+            r->want_proceed = 0;
+            h2o_proceed_response(&r->req);
+        }
+        h1_handle_input(conn);
+    }
+    sc_fconn_leave(conn);
+}
+
+static void on_grace(h2o_timeout_entry_t *entry)
+{
+    sc_fconn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_fconn_t, grace_entry, entry);
+    sc_fconn_enter(conn);
+    sc_front_h2_shutdown(conn);
+    sc_fconn_leave(conn);
+}
+
+void sc_fconn_date_server(sc_fconn_t *conn, h2o_req_t *req, h2o_iovec_t *date)
+{
+    h2o_timestamp_t ts;
+    h2o_get_timestamp(conn->front->ctx, &req->pool, &ts);
+    *date = h2o_iovec_init(ts.str->rfc1123, strlen(ts.str->rfc1123));
+}
+
+void sc_front_configure_host(h2o_hostconf_t *hostconf)
+{
+    hostconf->fallback_path.filters.size = 0;
+    for (size_t i = 0; i != hostconf->paths.size; ++i)
+        hostconf->paths.entries[i].filters.size = 0;
+}
+
+void sc_front_init(sc_front_t *front, h2o_context_t *ctx, h2o_hostconf_t **hosts, int https, int allow_h2c,
+                   uint32_t h2_max_streams, uint64_t max_body, uint64_t h2_idle_ms)
+{
+    memset(front, 0, sizeof(*front));
+    front->ctx = ctx;
+    front->hosts = hosts;
+    front->https = https;
+    front->allow_h2c = allow_h2c;
+    front->h2_max_streams = h2_max_streams;
+    front->max_body = max_body;
+    h2o_timeout_init(ctx->loop, &front->h1_idle, SC_FRONT_H1_IDLE_MS);
+    h2o_timeout_init(ctx->loop, &front->h2_idle, h2_idle_ms);
+    h2o_timeout_init(ctx->loop, &front->grace, SC_FRONT_SHUTDOWN_GRACE_MS);
+    h2o_linklist_init_anchor(&front->conns);
+}
+
+void sc_front_serve(sc_front_t *front, h2o_socket_t *sock, sc_front_protocol_t protocol)
+{
+    sc_fconn_t *conn = (sc_fconn_t *)h2o_create_connection(sizeof(*conn), front->ctx, front->hosts,
+                                                           *h2o_get_timestamp(front->ctx, NULL, NULL), &conn_callbacks);
+    memset((char *)conn + sizeof(conn->super), 0, sizeof(*conn) - sizeof(conn->super));
+    conn->front = front;
+    conn->sock = sock;
+    conn->protocol = protocol;
+    conn->timeout.cb = on_conn_timeout;
+    conn->resume_entry.cb = on_resume;
+    conn->grace_entry.cb = on_grace;
+    h2o_linklist_init_anchor(&conn->proceed);
+    h2o_linklist_init_anchor(&conn->streams);
+    h2o_buffer_init(&conn->wbuf, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&conn->wbuf_inflight, &h2o_socket_buffer_prototype);
+    h2o_linklist_insert(&front->conns, &conn->link);
+    ++front->num_conns;
+    sock->data = conn;
+
+    sc_fconn_enter(conn);
+    if (protocol == SC_FRONT_HTTP2) {
+        if (sc_front_h2_start(conn) != 0)
+            sc_fconn_close(conn);
+    } else {
+        h1_handle_input(conn);
+    }
+    sc_fconn_leave(conn);
+}
+
+void sc_front_shutdown(sc_front_t *front)
+{
+    front->shutting_down = 1;
+    h2o_linklist_t *n = front->conns.next;
+    while (n != &front->conns) {
+        sc_fconn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_fconn_t, link, n);
+        n = n->next; /* the connection may leave the list now */
+        sc_fconn_enter(conn);
+        if (conn->protocol == SC_FRONT_HTTP2)
+            sc_front_h2_shutdown(conn);
+        else if (conn->cur == NULL)
+            sc_fconn_close(conn);
+        sc_fconn_leave(conn);
+    }
+}
+
+/* ---- HTTP/1.1: responses ---- */
+
+static void queue_str(sc_fconn_t *conn, const char *s)
+{
+    queue_bytes(conn, s, strlen(s));
+}
+
+/* A response the front end answers by itself (the request never reached a handler); the connection then closes. */
+static void h1_refuse(sc_fconn_t *conn, int status, const char *reason, const char *body)
+{
+    char head[256];
+    snprintf(head, sizeof(head),
+             "HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\ncontent-length: %zu\r\n\r\n",
+             status, reason, strlen(body));
+    queue_str(conn, head);
+    queue_str(conn, body);
+    conn->closing = 1;
+    if (conn->reading) {
+        conn->reading = 0;
+        h2o_socket_read_stop(conn->sock);
+    }
+    if (h2o_timeout_is_linked(&conn->timeout))
+        h2o_timeout_unlink(&conn->timeout);
+    sc_fconn_flush_socket(conn);
+}
+
+/* Response headers the front end states itself (framing, connection handling) or that stop at this hop. */
+int sc_front_skip_response_header(const h2o_iovec_t *name)
+{
+    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                                        "upgrade",    "content-length"};
+    for (size_t i = 0; i != sizeof(names) / sizeof(names[0]); ++i)
+        if (h2o_memis(name->base, name->len, names[i], strlen(names[i])))
+            return 1;
+    return 0;
+}
+
+static int is_no_body_status(int status)
+{
+    return status == 204 || status == 304 || (status >= 100 && status < 200);
+}
+
+static void h1_queue_head(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+{
+    h2o_req_t *req = &r->req;
+    char line[128];
+    h2o_iovec_t date;
+
+    r->head_sent = 1;
+    req->timestamps.response_start_at = *h2o_get_timestamp(conn->front->ctx, NULL, NULL);
+    r->no_body = is_no_body_status(req->res.status) ||
+                 h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"));
+    if (conn->front->shutting_down || conn->closing)
+        req->http1_is_persistent = 0;
+    snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", req->res.status, req->res.reason != NULL ? req->res.reason : "OK");
+    queue_str(conn, line);
+    sc_fconn_date_server(conn, req, &date);
+    queue_str(conn, "date: ");
+    queue_bytes(conn, date.base, date.len);
+    queue_str(conn, "\r\nserver: seam-sidecar\r\n");
+    for (size_t i = 0; i != req->res.headers.size; ++i) {
+        const h2o_header_t *h = &req->res.headers.entries[i];
+        if (sc_front_skip_response_header(h->name))
+            continue;
+        queue_bytes(conn, h->name->base, h->name->len);
+        queue_bytes(conn, ": ", 2);
+        queue_bytes(conn, h->value.base, h->value.len);
+        queue_bytes(conn, "\r\n", 2);
+    }
+    size_t length = req->res.content_length;
+    if (length == SIZE_MAX && state == H2O_SEND_STATE_FINAL && !r->no_body) {
+        length = 0; /* the whole body is here: say how long it is */
+        for (size_t i = 0; i != bufcnt; ++i)
+            length += bufs[i].len;
+    }
+    if (length != SIZE_MAX && req->res.status != 204 && req->res.status != 304) {
+        snprintf(line, sizeof(line), "content-length: %zu\r\n", length);
+        queue_str(conn, line);
+    } else if (!r->no_body) {
+        if (req->version >= 0x101)
+            r->chunked = 1, queue_str(conn, "transfer-encoding: chunked\r\n");
+        else
+            req->http1_is_persistent = 0; /* HTTP/1.0: the close ends the body */
+    }
+    if (!req->http1_is_persistent)
+        queue_str(conn, "connection: close\r\n");
+    else if (req->version < 0x101)
+        queue_str(conn, "connection: keep-alive\r\n");
+    queue_bytes(conn, "\r\n", 2);
+}
+
+static void h1_send(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+{
+    if (!r->head_sent)
+        h1_queue_head(conn, r, bufs, bufcnt, state);
+    if (!r->no_body) {
+        for (size_t i = 0; i != bufcnt; ++i) {
+            if (bufs[i].len == 0)
+                continue;
+            if (r->chunked) {
+                char size[24];
+                snprintf(size, sizeof(size), "%zx\r\n", bufs[i].len);
+                queue_str(conn, size);
+            }
+            queue_bytes(conn, bufs[i].base, bufs[i].len);
+            if (r->chunked)
+                queue_bytes(conn, "\r\n", 2);
+        }
+    }
+    if (state == H2O_SEND_STATE_FINAL) {
+        r->final = 1;
+        if (r->chunked)
+            queue_str(conn, "0\r\n\r\n");
+        r->req.timestamps.response_end_at = *h2o_get_timestamp(conn->front->ctx, NULL, NULL);
+    } else if (state == H2O_SEND_STATE_ERROR) {
+        r->final = r->failed = 1; /* no last chunk: the client sees the response cut, and the connection closes */
+        r->req.http1_is_persistent = 0;
+    } else {
+        r->want_proceed = 1;
+    }
+    sc_fconn_flush_socket(conn);
+    if (r->want_proceed && !conn->writing)
+        sc_fconn_resume_soon(conn); /* nothing to write: the handler still gets its proceed */
+}
+
+/* h2o_send() of any handler lands here. */
+static void on_ostream_send(h2o_ostream_t *ostr, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+{
+    sc_freq_t *r = H2O_STRUCT_FROM_MEMBER(sc_freq_t, ostr, ostr);
+    sc_fconn_t *conn = r->conn;
+    (void)req;
+    if (conn == NULL || conn->dead) {
+        if (state != H2O_SEND_STATE_IN_PROGRESS)
+            r->final = 1;
+        return; /* the connection is gone; the request is being disposed of */
+    }
+    sc_fconn_enter(conn);
+    if (conn->protocol == SC_FRONT_HTTP2)
+        sc_front_h2_send(r, bufs, bufcnt, state);
+    else
+        h1_send(conn, r, bufs, bufcnt, state);
+    sc_fconn_leave(conn);
+}
+
+/* ---- HTTP/1.1: requests ---- */
+
+static void h1_set_reading(sc_fconn_t *conn, int on)
+{
+    if (on && !conn->reading) {
+        conn->reading = 1;
+        h2o_socket_read_start(conn->sock, h1_on_read);
+    } else if (!on && conn->reading) {
+        conn->reading = 0;
+        h2o_socket_read_stop(conn->sock);
+    }
+}
+
+static void h1_arm_timeout(sc_fconn_t *conn, int on)
+{
+    if (h2o_timeout_is_linked(&conn->timeout))
+        h2o_timeout_unlink(&conn->timeout);
+    if (on)
+        h2o_timeout_link(conn->front->ctx->loop, &conn->front->h1_idle, &conn->timeout);
+}
+
+static int slice_is(const char *s, size_t len, const char *lit)
+{
+    return len == strlen(lit) && strncasecmp(s, lit, len) == 0;
+}
+
+/* True when the comma-separated list names token (case-insensitive). */
+static int has_token(const char *list, size_t len, const char *token)
+{
+    size_t tlen = strlen(token), i = 0;
+    while (i < len) {
+        while (i < len && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
+            ++i;
+        size_t start = i;
+        while (i < len && list[i] != ',')
+            ++i;
+        size_t end = i;
+        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
+            --end;
+        if (end - start == tlen && strncasecmp(list + start, token, tlen) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Parses a content-length value; -1 if it is not a plain decimal number. */
+static int parse_length(const char *v, size_t len, uint64_t *out)
+{
+    uint64_t n = 0;
+    if (len == 0 || len > 19)
+        return -1;
+    for (size_t i = 0; i != len; ++i) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        n = n * 10 + (uint64_t)(v[i] - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+/* A complete request head: build the h2o request and hand it to the handlers. Returns 0, or -1 if refused. */
+static int h1_start_request(sc_fconn_t *conn, const char *method, size_t method_len, const char *path, size_t path_len,
+                            int minor, struct phr_header *headers, size_t num_headers, size_t head_len)
+{
+    sc_freq_t *r = sc_freq_new(conn, 0x100 | (minor != 0 ? 1 : 0));
+    h2o_req_t *req = &r->req;
+    const char *connection = NULL, *expect = NULL;
+    size_t connection_len = 0, expect_len = 0;
+    int has_length = 0, chunked = 0, bad = 0;
+    uint64_t length = 0;
+
+    req->input.method = h2o_strdup(&req->pool, method, method_len);
+    req->input.path = h2o_strdup(&req->pool, path, path_len);
+    for (size_t i = 0; i != num_headers; ++i) {
+        const struct phr_header *h = &headers[i];
+        if (h->name == NULL) {
+            bad = 1; /* obsolete line folding */
+        } else if (slice_is(h->name, h->name_len, "host")) {
+            if (req->input.authority.base == NULL)
+                req->input.authority = h2o_strdup(&req->pool, h->value, h->value_len);
+        } else if (slice_is(h->name, h->name_len, "content-length")) {
+            uint64_t n;
+            if (parse_length(h->value, h->value_len, &n) != 0 || (has_length && n != length))
+                bad = 1;
+            length = n, has_length = 1;
+        } else if (slice_is(h->name, h->name_len, "transfer-encoding")) {
+            /* only chunked, and only once: anything else would be framed differently by someone downstream */
+            if (chunked || !slice_is(h->value, h->value_len, "chunked"))
+                bad = 1;
+            chunked = 1;
+        } else if (slice_is(h->name, h->name_len, "expect")) {
+            expect = h->value, expect_len = h->value_len;
+        } else if (slice_is(h->name, h->name_len, "upgrade")) {
+            /* h2c upgrade and websockets are not offered: the request is answered over HTTP/1.1 */
+        } else {
+            if (slice_is(h->name, h->name_len, "connection"))
+                connection = h->value, connection_len = h->value_len;
+            sc_freq_add_header(r, h->name, h->name_len, h->value, h->value_len);
+        }
+    }
+    if (connection != NULL)
+        req->http1_is_persistent = !has_token(connection, connection_len, "close") &&
+                                   (minor != 0 || has_token(connection, connection_len, "keep-alive"));
+    else
+        req->http1_is_persistent = minor != 0;
+    h2o_buffer_consume(&conn->sock->input, head_len);
+    conn->cur = r;
+    conn->prev_head_len = 0;
+
+    if (bad || (chunked && has_length)) {
+        h1_refuse(conn, 400, "Bad Request", "bad request: malformed header framing\n");
+        return -1;
+    }
+    if (expect != NULL && !slice_is(expect, expect_len, "100-continue")) {
+        h1_refuse(conn, 417, "Expectation Failed", "expectation failed: only 100-continue is understood\n");
+        return -1;
+    }
+    if (has_length && length > conn->front->max_body) {
+        h1_refuse(conn, 413, "Payload Too Large", "payload too large\n");
+        return -1;
+    }
+    if (chunked) {
+        r->body.expected = 1;
+        conn->body_kind = H1_BODY_CHUNKED;
+        memset(&conn->chunked, 0, sizeof(conn->chunked));
+        conn->chunked.consume_trailer = 1;
+    } else if (has_length) {
+        r->body.expected = 1;
+        r->body.length = length;
+        conn->body_kind = H1_BODY_LENGTH;
+        conn->body_left = length;
+        r->body.complete = length == 0;
+    } else {
+        conn->body_kind = H1_BODY_NONE;
+        r->body.complete = 1;
+    }
+    if (expect != NULL && !r->body.complete) {
+        queue_str(conn, "HTTP/1.1 100 Continue\r\n\r\n");
+        sc_fconn_flush_socket(conn);
+    }
+    r->dispatched = 1;
+    h2o_process_request(req);
+    return 0;
+}
+
+/* Moves body bytes from the socket into the request, as far as its window allows. */
+static void h1_read_body(sc_fconn_t *conn)
+{
+    sc_freq_t *r = conn->cur;
+    h2o_buffer_t **input = &conn->sock->input;
+    size_t before = r->body.received;
+    int was_complete = r->body.complete;
+
+    while (!r->body.complete && (*input)->size != 0 && r->body.buf->size < SC_FRONT_BODY_WINDOW) {
+        size_t n = (*input)->size;
+        if (n > SC_FRONT_BODY_WINDOW - r->body.buf->size)
+            n = SC_FRONT_BODY_WINDOW - r->body.buf->size;
+        if (conn->body_kind == H1_BODY_LENGTH) {
+            if (n > conn->body_left)
+                n = (size_t)conn->body_left;
+            h2o_iovec_t room = h2o_buffer_reserve(&r->body.buf, n);
+            memcpy(room.base, (*input)->bytes, n);
+            r->body.buf->size += n;
+            h2o_buffer_consume(input, n);
+            conn->body_left -= n;
+            r->body.received += n;
+            r->body.complete = conn->body_left == 0;
+        } else {
+            /* decode in place; a trailing part of the input beyond n waits for the next round */
+            size_t total = (*input)->size, decoded = n;
+            ssize_t rest = phr_decode_chunked(&conn->chunked, (*input)->bytes, &decoded);
+            if (rest == -1) {
+                sc_fconn_close(conn); /* a broken chunk: nothing after it can be trusted */
+                return;
+            }
+            h2o_iovec_t room = h2o_buffer_reserve(&r->body.buf, decoded == 0 ? 1 : decoded);
+            memcpy(room.base, (*input)->bytes, decoded);
+            r->body.buf->size += decoded;
+            r->body.received += decoded;
+            /* the undecoded rest of the slice sits after the decoded bytes; the input beyond the slice follows it */
+            size_t left = rest >= 0 ? (size_t)rest : 0;
+            memmove((*input)->bytes + decoded + left, (*input)->bytes + n, total - n);
+            (*input)->size = decoded + left + (total - n);
+            h2o_buffer_consume(input, decoded);
+            if (rest >= 0)
+                r->body.complete = 1;
+        }
+        if (r->body.received > conn->front->max_body) {
+            sc_fconn_close(conn);
+            return;
+        }
+    }
+    if (r->body.received != before || r->body.complete != was_complete)
+        sc_freq_body_changed(r);
+}
+
+/* Reads, parses and finishes requests, one at a time, as far as the input and the handlers allow. */
+static void h1_handle_input(sc_fconn_t *conn)
+{
+    for (;;) {
+        if (conn->dead || conn->closing)
+            return;
+        sc_freq_t *r = conn->cur;
+        if (r != NULL && r->final && !conn->writing && conn->wbuf->size == 0) {
+            /* the response is out: the request is done; the connection carries the next one if it may */
+            int keep = r->req.http1_is_persistent && !r->failed && r->body.complete && !conn->front->shutting_down;
+            conn->cur = NULL;
+            r->conn = NULL;
+            sc_freq_free(r);
+            if (conn->dead)
+                return;
+            if (!keep) {
+                sc_fconn_close(conn);
+                return;
+            }
+            continue;
+        }
+        if (r != NULL) {
+            if (!r->body.complete && !r->body.failed) {
+                h1_read_body(conn);
+                if (conn->dead)
+                    return;
+            }
+            int want = !r->body.complete && r->body.buf->size < SC_FRONT_BODY_WINDOW;
+            h1_set_reading(conn, want);
+            h1_arm_timeout(conn, want);
+            return;
+        }
+
+        /* between requests */
+        h2o_buffer_t *input = conn->sock->input;
+        if (input->size == 0) {
+            if (conn->front->shutting_down) {
+                sc_fconn_close(conn);
+                return;
+            }
+            h1_set_reading(conn, 1);
+            h1_arm_timeout(conn, 1);
+            return;
+        }
+        static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        if (conn->front->allow_h2c && input->bytes[0] == 'P' &&
+            memcmp(input->bytes, preface, input->size < sizeof(preface) - 1 ? input->size : sizeof(preface) - 1) == 0) {
+            if (input->size < sizeof(preface) - 1) {
+                h1_set_reading(conn, 1);
+                h1_arm_timeout(conn, 1);
+                return;
+            }
+            /* h2c with prior knowledge: the same connection continues as HTTP/2 */
+            h1_set_reading(conn, 0);
+            h1_arm_timeout(conn, 0);
+            conn->protocol = SC_FRONT_HTTP2;
+            if (sc_front_h2_start(conn) != 0)
+                sc_fconn_close(conn);
+            return;
+        }
+        const char *method, *path;
+        size_t method_len, path_len, num_headers = SC_FRONT_HEADERS_MAX;
+        struct phr_header headers[SC_FRONT_HEADERS_MAX];
+        int minor;
+        size_t avail = input->size < SC_FRONT_HEAD_MAX ? input->size : SC_FRONT_HEAD_MAX;
+        int rc = phr_parse_request(input->bytes, avail, &method, &method_len, &path, &path_len, &minor, headers,
+                                   &num_headers, conn->prev_head_len);
+        if (rc == -2) {
+            if (avail == SC_FRONT_HEAD_MAX) {
+                h1_refuse(conn, 431, "Request Header Fields Too Large", "request headers too large\n");
+                return;
+            }
+            conn->prev_head_len = avail;
+            h1_set_reading(conn, 1);
+            h1_arm_timeout(conn, 1);
+            return;
+        }
+        if (rc < 0) {
+            if (num_headers == SC_FRONT_HEADERS_MAX)
+                h1_refuse(conn, 431, "Request Header Fields Too Large", "too many request headers\n");
+            else
+                h1_refuse(conn, 400, "Bad Request", "bad request: not HTTP/1.x\n");
+            return;
+        }
+        h1_set_reading(conn, 0);
+        h1_arm_timeout(conn, 0);
+        if (h1_start_request(conn, method, method_len, path, path_len, minor, headers, num_headers, (size_t)rc) != 0)
+            return;
+    }
+}
+
+static void h1_on_read(h2o_socket_t *sock, const char *err)
+{
+    sc_fconn_t *conn = sock->data;
+    if (conn == NULL)
+        return;
+    sc_fconn_enter(conn);
+    if (err != NULL) {
+        /* the client went away (or half-closed: HTTP/1.1 clients do not, so the same) */
+        sc_fconn_close(conn);
+    } else {
+        h1_handle_input(conn);
+    }
+    sc_fconn_leave(conn);
+}

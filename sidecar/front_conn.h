@@ -1,0 +1,87 @@
+/* What front.c (requests, HTTP/1.1) and front_h2.c (HTTP/2) share: a connection and a request of the front end. */
+#ifndef SEAM_SIDECAR_FRONT_CONN_H
+#define SEAM_SIDECAR_FRONT_CONN_H
+
+#include <nghttp2/nghttp2.h>
+
+#include "common/picohttpparser.h"
+#include "sidecar/front.h"
+
+typedef struct st_sc_fconn_t sc_fconn_t;
+
+/* One request; malloc'ed, freed once h2o_dispose_request() ran and the protocol let go of it. */
+typedef struct st_sc_freq_t {
+    h2o_req_t req;      /* first: sc_front_req_body() casts back */
+    h2o_ostream_t ostr; /* the last output stream: where h2o_send() lands */
+    sc_fconn_t *conn;
+    sc_front_body_t body;
+    int dispatched;     /* handed to h2o_process_request() */
+    int head_sent;      /* the response head is queued */
+    int final;          /* the last response bytes are queued (or the response failed) */
+    int failed;         /* the response ended in error: the client must see it cut */
+    int want_proceed;   /* the handler waits for h2o_proceed_response() */
+    int no_body;        /* HEAD, 204, 304: the response has no body */
+    int chunked;        /* HTTP/1.1: the response body is chunked */
+    /* HTTP/2 */
+    int32_t stream_id;
+    h2o_linklist_t stream_link;  /* in conn->streams */
+    h2o_buffer_t *out;     /* response bytes nghttp2 has not taken yet */
+    h2o_linklist_t proceed_link; /* in conn->proceed while want_proceed */
+    int deferred;          /* nghttp2 waits for response bytes (NGHTTP2_ERR_DEFERRED) */
+    int stream_closed;     /* nghttp2 closed the stream */
+} sc_freq_t;
+
+struct st_sc_fconn_t {
+    h2o_conn_t super; /* first: requests point here */
+    sc_front_t *front;
+    h2o_linklist_t link; /* in front->conns */
+    h2o_socket_t *sock;
+    sc_front_protocol_t protocol;
+    h2o_timeout_entry_t timeout;
+    h2o_buffer_t *wbuf, *wbuf_inflight; /* bytes for the socket: queued, and being written */
+    int writing;
+    int reading;     /* HTTP/1.1: the socket is being read */
+    int closing;     /* close once the writes are out */
+    int dead;        /* closed; freed when the outermost callback returns */
+    unsigned busy;   /* callbacks of this connection on the stack */
+    int in_callback; /* HTTP/2: inside nghttp2 or a loop over streams; flushing waits until it returns */
+    h2o_timeout_entry_t resume_entry; /* on ctx->zero_timeout: read or flush on the loop's next turn */
+    /* HTTP/1.1 */
+    sc_freq_t *cur;  /* the request being read or answered */
+    int body_kind;   /* H1_BODY_* of cur */
+    uint64_t body_left;
+    struct phr_chunked_decoder chunked;
+    size_t prev_head_len; /* for picohttpparser's incremental parse */
+    /* HTTP/2 */
+    nghttp2_session *session;
+    size_t num_streams;
+    h2o_linklist_t streams; /* sc_freq_t of the open streams */
+    int goaway_stage; /* 0 none, 1 notice sent, 2 final GOAWAY sent */
+    h2o_linklist_t proceed; /* sc_freq_t whose handler waits for more room */
+    h2o_timeout_entry_t grace_entry;
+};
+
+/* front.c */
+sc_freq_t *sc_freq_new(sc_fconn_t *conn, int version);
+void sc_freq_free(sc_freq_t *r);
+void sc_freq_body_changed(sc_freq_t *r);
+void sc_freq_body_fail(sc_freq_t *r);
+int sc_freq_add_header(sc_freq_t *r, const char *name, size_t name_len, const char *value, size_t value_len);
+void sc_fconn_flush_socket(sc_fconn_t *conn);
+void sc_fconn_resume_soon(sc_fconn_t *conn);
+void sc_fconn_close(sc_fconn_t *conn);
+void sc_fconn_enter(sc_fconn_t *conn);
+int sc_fconn_leave(sc_fconn_t *conn);
+int sc_front_skip_response_header(const h2o_iovec_t *name);
+void sc_fconn_date_server(sc_fconn_t *conn, h2o_req_t *req, h2o_iovec_t *date);
+
+/* front_h2.c */
+int sc_front_h2_start(sc_fconn_t *conn);
+void sc_front_h2_on_written(sc_fconn_t *conn);
+void sc_front_h2_flush(sc_fconn_t *conn);
+void sc_front_h2_body_consumed(sc_freq_t *r, size_t n);
+void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state);
+void sc_front_h2_shutdown(sc_fconn_t *conn);
+void sc_front_h2_dispose(sc_fconn_t *conn);
+
+#endif

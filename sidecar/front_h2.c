@@ -1,0 +1,464 @@
+/* The front end's HTTP/2 server: nghttp2 over an h2o socket, request bodies under the handler's flow control. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "sidecar/front_conn.h"
+
+static sc_freq_t *stream_of(nghttp2_session *session, int32_t id)
+{
+    return id > 0 ? nghttp2_session_get_stream_user_data(session, id) : NULL;
+}
+
+/* ---- output ---- */
+
+/* Response bytes for nghttp2's DATA frames; defers when the handler has not sent more yet. */
+static ssize_t on_read_response(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+                                uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+{
+    sc_freq_t *r = source->ptr;
+    (void)session, (void)stream_id, (void)user_data;
+    size_t n = r->out->size < length ? r->out->size : length;
+    if (n != 0) {
+        memcpy(buf, r->out->bytes, n);
+        h2o_buffer_consume(&r->out, n);
+    }
+    if (r->out->size == 0 && r->final && !r->failed) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        return (ssize_t)n;
+    }
+    if (n == 0) {
+        r->deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    return (ssize_t)n;
+}
+
+static void run_proceeds(sc_fconn_t *conn);
+
+/*
+ * Pulls frames from nghttp2 and writes them. Never inside nghttp2's own
+ * callbacks (then the caller flushes when they return). Closes the connection
+ * when nghttp2 is done with it.
+ */
+void sc_front_h2_flush(sc_fconn_t *conn)
+{
+    if (conn->dead || conn->in_callback || conn->sock == NULL || conn->session == NULL)
+        return;
+    if (!conn->writing) {
+        while (conn->wbuf->size < SC_FRONT_WRITE_BATCH) {
+            const uint8_t *data;
+            conn->in_callback = 1;
+            ssize_t n = nghttp2_session_mem_send(conn->session, &data);
+            conn->in_callback = 0;
+            if (conn->dead)
+                return;
+            if (n < 0) {
+                sc_fconn_close(conn);
+                return;
+            }
+            if (n == 0)
+                break;
+            h2o_iovec_t room = h2o_buffer_reserve(&conn->wbuf, (size_t)n);
+            memcpy(room.base, data, (size_t)n);
+            conn->wbuf->size += (size_t)n;
+        }
+        sc_fconn_flush_socket(conn);
+    }
+    if (conn->num_streams == 0 && !h2o_timeout_is_linked(&conn->timeout))
+        h2o_timeout_link(conn->front->ctx->loop, &conn->front->h2_idle, &conn->timeout);
+    if (!nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session) && !conn->writing &&
+        conn->wbuf->size == 0)
+        sc_fconn_close(conn); /* GOAWAY went both ways or out with no stream left: done */
+}
+
+/* Gives each handler waiting for room its proceed, once its queued bytes went below SC_FRONT_OUT_LOW. */
+static void run_proceeds(sc_fconn_t *conn)
+{
+    h2o_linklist_t ready;
+    h2o_linklist_init_anchor(&ready);
+    /* move them out first: a proceed may queue its stream again */
+    while (!h2o_linklist_is_empty(&conn->proceed)) {
+        sc_freq_t *r = H2O_STRUCT_FROM_MEMBER(sc_freq_t, proceed_link, conn->proceed.next);
+        h2o_linklist_unlink(&r->proceed_link);
+        h2o_linklist_insert(&ready, &r->proceed_link);
+    }
+    conn->in_callback = 1; /* no flush in between: it could close (and free) a stream still in the list */
+    while (!h2o_linklist_is_empty(&ready) && !conn->dead) {
+        sc_freq_t *r = H2O_STRUCT_FROM_MEMBER(sc_freq_t, proceed_link, ready.next);
+        h2o_linklist_unlink(&r->proceed_link);
+        if (r->out->size >= SC_FRONT_OUT_LOW) {
+            h2o_linklist_insert(&conn->proceed, &r->proceed_link);
+            continue;
+        }
+        r->want_proceed = 0;
+        h2o_proceed_response(&r->req);
+    }
+    conn->in_callback = 0;
+    while (!h2o_linklist_is_empty(&ready)) { /* the connection died under us: leave them unlinked */
+        sc_freq_t *r = H2O_STRUCT_FROM_MEMBER(sc_freq_t, proceed_link, ready.next);
+        h2o_linklist_unlink(&r->proceed_link);
+    }
+}
+
+void sc_front_h2_on_written(sc_fconn_t *conn)
+{
+    sc_front_h2_flush(conn);
+    if (conn->dead)
+        return;
+    run_proceeds(conn);
+    sc_front_h2_flush(conn);
+}
+
+static void submit_response(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+{
+    h2o_req_t *req = &r->req;
+    h2o_iovec_t date;
+    size_t n = 0;
+
+    r->head_sent = 1;
+    req->timestamps.response_start_at = *h2o_get_timestamp(conn->front->ctx, NULL, NULL);
+    r->no_body = req->res.status == 204 || req->res.status == 304 ||
+                 h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"));
+    nghttp2_nv *nva = h2o_mem_alloc_pool(&req->pool, sizeof(*nva) * (req->res.headers.size + 4));
+    char *status = h2o_mem_alloc_pool(&req->pool, 8);
+    snprintf(status, 8, "%03d", req->res.status);
+#define NV(nm, nmlen, val, vallen)                                                                                    \
+    nva[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), (nmlen), (vallen), NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE}
+    NV(":status", 7, status, 3);
+    sc_fconn_date_server(conn, req, &date);
+    NV("date", 4, date.base, date.len);
+    NV("server", 6, "seam-sidecar", 12);
+    for (size_t i = 0; i != req->res.headers.size; ++i) {
+        const h2o_header_t *h = &req->res.headers.entries[i];
+        if (!sc_front_skip_response_header(h->name))
+            NV(h->name->base, h->name->len, h->value.base, h->value.len);
+    }
+    size_t length = req->res.content_length;
+    if (length == SIZE_MAX && state == H2O_SEND_STATE_FINAL && !r->no_body) {
+        length = 0;
+        for (size_t i = 0; i != bufcnt; ++i)
+            length += bufs[i].len;
+    }
+    if (length != SIZE_MAX && req->res.status != 204 && req->res.status != 304) {
+        char *clen = h2o_mem_alloc_pool(&req->pool, 24);
+        int len = snprintf(clen, 24, "%zu", length);
+        NV("content-length", 14, clen, (size_t)len);
+    }
+#undef NV
+    nghttp2_data_provider prd = {.source = {.ptr = r}, .read_callback = on_read_response};
+    int rc = nghttp2_submit_response(conn->session, r->stream_id, nva, n, r->no_body ? NULL : &prd);
+    if (rc != 0) {
+        cmn_log_warn("HTTP/2 stream %d: cannot send the response head: %s", (int)r->stream_id, nghttp2_strerror(rc));
+        r->failed = 1;
+        nghttp2_submit_rst_stream(conn->session, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_INTERNAL_ERROR);
+    }
+}
+
+void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+{
+    sc_fconn_t *conn = r->conn;
+    if (r->stream_closed || r->failed) {
+        if (state != H2O_SEND_STATE_IN_PROGRESS)
+            r->final = 1;
+        return;
+    }
+    if (!r->head_sent)
+        submit_response(conn, r, bufs, bufcnt, state);
+    if (!r->no_body && !r->failed) {
+        for (size_t i = 0; i != bufcnt; ++i) {
+            if (bufs[i].len == 0)
+                continue;
+            h2o_iovec_t room = h2o_buffer_reserve(&r->out, bufs[i].len);
+            memcpy(room.base, bufs[i].base, bufs[i].len);
+            r->out->size += bufs[i].len;
+        }
+    }
+    if (state == H2O_SEND_STATE_FINAL) {
+        r->final = 1;
+        r->req.timestamps.response_end_at = *h2o_get_timestamp(conn->front->ctx, NULL, NULL);
+    } else if (state == H2O_SEND_STATE_ERROR) {
+        r->final = 1;
+        if (!r->failed) {
+            r->failed = 1; /* the client must not take a cut response for a whole one */
+            nghttp2_submit_rst_stream(conn->session, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_INTERNAL_ERROR);
+        }
+    } else {
+        r->want_proceed = 1;
+        if (!h2o_linklist_is_linked(&r->proceed_link))
+            h2o_linklist_insert(&conn->proceed, &r->proceed_link);
+    }
+    if (r->deferred && !r->no_body && !r->failed) {
+        r->deferred = 0;
+        nghttp2_session_resume_data(conn->session, r->stream_id);
+    }
+    if (conn->in_callback) {
+        sc_fconn_resume_soon(conn); /* what nghttp2 is inside of flushes when it returns; proceeds wait for the loop */
+        return;
+    }
+    int waits = r->want_proceed;
+    sc_front_h2_flush(conn); /* may close the stream, and free r with it */
+    if (!conn->dead && waits && !conn->writing)
+        sc_fconn_resume_soon(conn); /* nothing went to the socket: the proceed comes on the next turn */
+}
+
+/* ---- input ---- */
+
+void sc_front_h2_body_consumed(sc_freq_t *r, size_t n)
+{
+    sc_fconn_t *conn = r->conn;
+    if (r->stream_closed || conn->session == NULL)
+        return;
+    nghttp2_session_consume(conn->session, r->stream_id, n);
+    /* the WINDOW_UPDATE goes out on the loop's next turn (the caller may be inside anything) */
+    sc_fconn_resume_soon(conn);
+}
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    sc_fconn_t *conn = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    sc_freq_t *r = sc_freq_new(conn, 0x200);
+    r->stream_id = frame->hd.stream_id;
+    nghttp2_session_set_stream_user_data(session, r->stream_id, r);
+    h2o_linklist_insert(&conn->streams, &r->stream_link);
+    ++conn->num_streams;
+    if (h2o_timeout_is_linked(&conn->timeout))
+        h2o_timeout_unlink(&conn->timeout);
+    return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
+{
+    sc_freq_t *r = stream_of(session, frame->hd.stream_id);
+    (void)flags, (void)user_data;
+    if (r == NULL || r->dispatched)
+        return 0; /* trailers: not passed on (h2o's responses cannot carry them either) */
+    h2o_req_t *req = &r->req;
+    const char *n = (const char *)name, *v = (const char *)value;
+    if (namelen != 0 && n[0] == ':') {
+        h2o_iovec_t copy = h2o_strdup(&req->pool, v, valuelen);
+        if (namelen == 7 && memcmp(n, ":method", 7) == 0)
+            req->input.method = copy;
+        else if (namelen == 5 && memcmp(n, ":path", 5) == 0)
+            req->input.path = copy;
+        else if (namelen == 10 && memcmp(n, ":authority", 10) == 0)
+            req->input.authority = copy;
+        return 0; /* :scheme: the front end knows whether it speaks TLS */
+    }
+    if (namelen == 4 && memcmp(n, "host", 4) == 0) {
+        if (req->input.authority.base == NULL)
+            req->input.authority = h2o_strdup(&req->pool, v, valuelen);
+        return 0;
+    }
+    if (namelen == 14 && memcmp(n, "content-length", 14) == 0) {
+        uint64_t len = 0; /* nghttp2 checked it is a number, and will hold the DATA to it */
+        for (size_t i = 0; i != valuelen; ++i)
+            len = len * 10 + (uint64_t)(v[i] - '0');
+        r->body.length = len;
+        return 0;
+    }
+    sc_freq_add_header(r, n, namelen, v, valuelen);
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    sc_fconn_t *conn = user_data;
+    sc_freq_t *r = stream_of(session, frame->hd.stream_id);
+    int end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (r == NULL)
+        return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && !r->dispatched) {
+        if (r->body.length != UINT64_MAX && r->body.length > conn->front->max_body) {
+            r->dispatched = 1; /* not to a handler: the stream is refused as a whole */
+            return nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_REFUSED_STREAM);
+        }
+        r->body.expected = !end;
+        r->body.complete = end;
+        if (r->req.input.path.base == NULL)
+            r->req.input.path = h2o_iovec_init(H2O_STRLIT("/")); /* CONNECT: the handler refuses it */
+        r->dispatched = 1;
+        h2o_process_request(&r->req);
+        return 0;
+    }
+    if (end && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) && !r->body.complete) {
+        r->body.complete = 1;
+        sc_freq_body_changed(r);
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t len,
+                         void *user_data)
+{
+    sc_fconn_t *conn = user_data;
+    sc_freq_t *r = stream_of(session, stream_id);
+    (void)flags;
+    if (r == NULL || r->body.failed || r->final) {
+        nghttp2_session_consume(session, stream_id, len); /* nobody reads it: give the window back */
+        return 0;
+    }
+    h2o_iovec_t room = h2o_buffer_reserve(&r->body.buf, len);
+    memcpy(room.base, data, len);
+    r->body.buf->size += len;
+    r->body.received += len;
+    if (r->body.received > conn->front->max_body) {
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
+        sc_freq_body_fail(r);
+        return 0;
+    }
+    sc_freq_body_changed(r);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    sc_freq_t *r = stream_of(session, frame->hd.stream_id);
+    (void)user_data;
+    /* the response is complete while the client still sends: it need not (RFC 9113 8.1) */
+    if (r != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && !r->body.complete &&
+        (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS))
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+    return 0;
+}
+
+static void free_stream(sc_fconn_t *conn, sc_freq_t *r)
+{
+    h2o_linklist_unlink(&r->stream_link);
+    --conn->num_streams;
+    r->stream_closed = 1;
+    if (!r->body.complete)
+        r->body.failed = 1; /* no on_change: the handler is stopped next */
+    r->conn = NULL;
+    sc_freq_free(r);
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data)
+{
+    sc_fconn_t *conn = user_data;
+    sc_freq_t *r = stream_of(session, stream_id);
+    (void)error_code;
+    if (r == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+    /* body bytes the handler never took still hold the connection window */
+    if (r->body.buf->size != 0)
+        nghttp2_session_consume_connection(session, r->body.buf->size);
+    free_stream(conn, r);
+    return 0;
+}
+
+static nghttp2_session_callbacks *server_callbacks;
+static pthread_once_t server_callbacks_once = PTHREAD_ONCE_INIT;
+
+static void make_server_callbacks(void)
+{
+    if (nghttp2_session_callbacks_new(&server_callbacks) != 0)
+        return;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(server_callbacks, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(server_callbacks, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(server_callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(server_callbacks, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(server_callbacks, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(server_callbacks, on_stream_close);
+}
+
+static void h2_on_read(h2o_socket_t *sock, const char *err);
+
+/* Feeds what the socket read to nghttp2, then writes what it answered. */
+static void h2_handle_input(sc_fconn_t *conn)
+{
+    h2o_buffer_t **input = &conn->sock->input;
+    if ((*input)->size != 0) {
+        conn->in_callback = 1;
+        ssize_t n = nghttp2_session_mem_recv(conn->session, (const uint8_t *)(*input)->bytes, (*input)->size);
+        conn->in_callback = 0;
+        if (conn->dead)
+            return;
+        if (n < 0) {
+            char peer[1025] = "?";
+            struct sockaddr_storage sa;
+            if (h2o_socket_getpeername(conn->sock, (struct sockaddr *)&sa) != 0)
+                h2o_socket_getnumerichost((struct sockaddr *)&sa, sizeof(sa), peer);
+            cmn_log_warn("HTTP/2 connection from %s closed: %s", peer, nghttp2_strerror((int)n));
+            sc_fconn_close(conn);
+            return;
+        }
+        h2o_buffer_consume(input, (size_t)n);
+    }
+    sc_front_h2_flush(conn);
+}
+
+static void h2_on_read(h2o_socket_t *sock, const char *err)
+{
+    sc_fconn_t *conn = sock->data;
+    if (conn == NULL)
+        return;
+    sc_fconn_enter(conn);
+    if (err != NULL)
+        sc_fconn_close(conn);
+    else
+        h2_handle_input(conn);
+    sc_fconn_leave(conn);
+}
+
+int sc_front_h2_start(sc_fconn_t *conn)
+{
+    nghttp2_option *opt;
+    pthread_once(&server_callbacks_once, make_server_callbacks);
+    if (server_callbacks == NULL || nghttp2_option_new(&opt) != 0)
+        return -1;
+    /* the window opens as handlers pass body bytes on, not as they arrive */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    int rc = nghttp2_session_server_new2(&conn->session, server_callbacks, conn, opt);
+    nghttp2_option_del(opt);
+    if (rc != 0) {
+        conn->session = NULL;
+        return -1;
+    }
+    nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, conn->front->h2_max_streams},
+                                         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, SC_FRONT_BODY_WINDOW}};
+    if (nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings, sizeof(settings) / sizeof(settings[0])) != 0 ||
+        nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0, SC_FRONT_H2_CONN_WINDOW) != 0)
+        return -1;
+    h2o_socket_read_start(conn->sock, h2_on_read);
+    h2_handle_input(conn); /* bytes read with the TLS handshake or the h2c preface */
+    return 0;
+}
+
+void sc_front_h2_shutdown(sc_fconn_t *conn)
+{
+    if (conn->session == NULL || conn->goaway_stage == 2)
+        return;
+    if (conn->goaway_stage == 0 && conn->front->shutting_down && conn->num_streams != 0) {
+        /* first a notice (RFC 9113 6.8): requests already on their way are still taken */
+        nghttp2_submit_shutdown_notice(conn->session);
+        conn->goaway_stage = 1;
+        h2o_timeout_link(conn->front->ctx->loop, &conn->front->grace, &conn->grace_entry);
+    } else {
+        nghttp2_submit_goaway(conn->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(conn->session),
+                              NGHTTP2_NO_ERROR, NULL, 0);
+        conn->goaway_stage = 2;
+    }
+    if (!conn->in_callback)
+        sc_front_h2_flush(conn);
+}
+
+void sc_front_h2_dispose(sc_fconn_t *conn)
+{
+    while (!h2o_linklist_is_empty(&conn->streams)) {
+        sc_freq_t *r = H2O_STRUCT_FROM_MEMBER(sc_freq_t, stream_link, conn->streams.next);
+        if (conn->session != NULL)
+            nghttp2_session_set_stream_user_data(conn->session, r->stream_id, NULL);
+        free_stream(conn, r);
+    }
+    if (conn->session != NULL) {
+        nghttp2_session_del(conn->session);
+        conn->session = NULL;
+    }
+}
