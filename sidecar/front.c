@@ -581,7 +581,7 @@ static int h1_start_request(sc_fconn_t *conn, const char *method, size_t method_
             if (req->input.authority.base == NULL)
                 req->input.authority = h2o_strdup(&req->pool, h->value, h->value_len);
         } else if (slice_is(h->name, h->name_len, "content-length")) {
-            uint64_t n;
+            uint64_t n = 0;
             if (parse_length(h->value, h->value_len, &n) != 0 || (has_length && n != length))
                 bad = 1;
             length = n, has_length = 1;
