@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "sidecar/front_conn.h"
 
@@ -12,6 +13,7 @@ enum { H1_BODY_NONE = 0, H1_BODY_LENGTH, H1_BODY_CHUNKED };
 
 static void h1_handle_input(sc_fconn_t *conn);
 static void h1_on_read(h2o_socket_t *sock, const char *err);
+static void h1_linger(sc_fconn_t *conn);
 
 /* ---- requests ---- */
 
@@ -239,7 +241,7 @@ static void on_written(h2o_socket_t *sock, const char *err)
             if (!conn->dead && conn->cur != NULL && conn->cur->final && !conn->writing && conn->wbuf->size == 0)
                 h1_handle_input(conn); /* the response is out: finish the request */
             else if (!conn->dead && conn->closing && !conn->writing && conn->wbuf->size == 0)
-                sc_fconn_close(conn);
+                h1_linger(conn); /* a refused request: its body may still be on its way */
         }
     }
     sc_fconn_leave(conn);
@@ -308,6 +310,7 @@ void sc_front_init(sc_front_t *front, h2o_context_t *ctx, h2o_hostconf_t **hosts
     h2o_timeout_init(ctx->loop, &front->h1_idle, SC_FRONT_H1_IDLE_MS);
     h2o_timeout_init(ctx->loop, &front->h2_idle, h2_idle_ms);
     h2o_timeout_init(ctx->loop, &front->grace, SC_FRONT_SHUTDOWN_GRACE_MS);
+    h2o_timeout_init(ctx->loop, &front->linger, SC_FRONT_LINGER_MS);
     h2o_linklist_init_anchor(&front->conns);
 }
 
@@ -706,13 +709,17 @@ static void h1_handle_input(sc_fconn_t *conn)
         if (r != NULL && r->final && !conn->writing && conn->wbuf->size == 0) {
             /* the response is out: the request is done; the connection carries the next one if it may */
             int keep = r->req.http1_is_persistent && !r->failed && r->body.complete && !conn->front->shutting_down;
+            int body_left_unread = !r->body.complete && !r->body.failed;
             conn->cur = NULL;
             r->conn = NULL;
             sc_freq_free(r);
             if (conn->dead)
                 return;
             if (!keep) {
-                sc_fconn_close(conn);
+                if (body_left_unread)
+                    h1_linger(conn);
+                else
+                    sc_fconn_close(conn);
                 return;
             }
             continue;
@@ -787,13 +794,37 @@ static void h1_handle_input(sc_fconn_t *conn)
     }
 }
 
+/*
+ * Closes after a response while the client may still be sending (a body
+ * nobody read, or a refused request's). Closing at once would leave the
+ * client's bytes unread, and the kernel would answer them with a reset that
+ * can destroy the response on its way; so the connection first stops
+ * writing and reads (and drops) what comes for up to SC_FRONT_LINGER_MS.
+ */
+static void h1_linger(sc_fconn_t *conn)
+{
+    if (conn->dead)
+        return;
+    conn->lingering = 1;
+    conn->closing = 1;
+    if (conn->sock->ssl == NULL)
+        shutdown(h2o_socket_get_fd(conn->sock), SHUT_WR); /* the client sees the end of our side now */
+    h2o_buffer_consume(&conn->sock->input, conn->sock->input->size);
+    if (h2o_timeout_is_linked(&conn->timeout))
+        h2o_timeout_unlink(&conn->timeout);
+    h2o_timeout_link(conn->front->ctx->loop, &conn->front->linger, &conn->timeout);
+    h1_set_reading(conn, 1);
+}
+
 static void h1_on_read(h2o_socket_t *sock, const char *err)
 {
     sc_fconn_t *conn = sock->data;
     if (conn == NULL)
         return;
     sc_fconn_enter(conn);
-    if (err != NULL) {
+    if (conn->lingering && err == NULL) {
+        h2o_buffer_consume(&sock->input, sock->input->size);
+    } else if (err != NULL) {
         /* the client went away (or half-closed: HTTP/1.1 clients do not, so the same) */
         sc_fconn_close(conn);
     } else {

@@ -42,6 +42,7 @@ struct st_sc_fconn_t {
     int writing;
     int reading;     /* HTTP/1.1: the socket is being read */
     int closing;     /* close once the writes are out */
+    int lingering;   /* HTTP/1.1: done, reading (and dropping) what the client still sends before the close */
     int dead;        /* closed; freed when the outermost callback returns */
     unsigned busy;   /* callbacks of this connection on the stack */
     int in_callback; /* HTTP/2: inside nghttp2 or a loop over streams; flushing waits until it returns */
