@@ -29,6 +29,19 @@ EOF
     wait_port "$IN_PORT" 10
 }
 
+# backend_routes: a routes file (on stdout) with the one route, BACKEND_HOST to the backend sidecar.
+backend_routes() {
+    echo "{\"routes\": [{\"host\": \"$BACKEND_HOST\", \"upstream\": \"127.0.0.1:$IN_PORT\", \"identity\": \"$SERVER_ID\"}]}"
+}
+
+# start_pair_backend [ARGS...]: the certificates, the backend (ARGS go to its sidecar) and
+# $WORK/routes.json routing BACKEND_HOST to it, for start_frontend.
+start_pair_backend() {
+    make_pair_certs
+    start_backend "$@"
+    backend_routes >"$WORK/routes.json"
+}
+
 # start_frontend ROUTES_FILE [ARGS...]: the outbound-only sidecar on OUT_PORT (admin OUT_ADMIN),
 # access log in $WORK/frontend.log, diagnostics in $WORK/frontend.err; sets FRONTEND_PID.
 start_frontend() {

@@ -7,11 +7,7 @@ source "$(dirname "$0")/sidecar_lib.sh"
 source "$(dirname "$0")/sidecar_outbound_lib.sh"
 cd "$WORK" || exit 1
 
-make_pair_certs
-start_backend --threads 2
-cat >routes.json <<EOF
-{"routes": [{"host": "$BACKEND_HOST", "upstream": "127.0.0.1:$IN_PORT", "identity": "$SERVER_ID"}]}
-EOF
+start_pair_backend --threads 2
 start_frontend routes.json --threads 1 --upstream-idle-timeout 1s
 OUT=http://127.0.0.1:$OUT_PORT
 OPENED='seam_upstream_connections_opened_total'

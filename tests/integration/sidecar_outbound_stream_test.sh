@@ -11,11 +11,7 @@ cd "$WORK" || exit 1
 # show up as RSS growth here; a small quarantine keeps the memory bounds meaningful there too.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}quarantine_size_mb=8"
 
-make_pair_certs
-start_backend --threads 2
-cat >routes.json <<EOF
-{"routes": [{"host": "$BACKEND_HOST", "upstream": "127.0.0.1:$IN_PORT", "identity": "$SERVER_ID"}]}
-EOF
+start_pair_backend --threads 2
 # Under AddressSanitizer, freed memory sits in a quarantine (256 MB by default) and counts in RSS;
 # a small one keeps the peak a measure of what the sidecar holds (no effect on normal builds).
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8"

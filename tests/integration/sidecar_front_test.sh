@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# seam-sidecar's own HTTP/1.1 server (sidecar/front.c) on the outbound listener, fed raw bytes:
+# every malformed or refused request head gets its exact status and the connection closes
+# (400, 431, 417, 413), a broken chunked body closes the connection, pipelined requests are answered
+# in order, HTTP/1.0 and "Connection: close" close after the response, "Expect: 100-continue" gets
+# "100 Continue" first, a chunked body with trailers arrives whole; over h2c a content-length above the
+# 1 GiB limit is refused. Afterwards the sidecar still serves, and no request left an ASan report.
+# shellcheck disable=SC2059 # the raw requests' printf formats carry the Host line ($H) on purpose
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/sidecar_lib.sh"
+source "$(dirname "$0")/sidecar_outbound_lib.sh"
+cd "$WORK" || exit 1
+
+start_pair_backend
+start_frontend routes.json
+OUT=http://127.0.0.1:$OUT_PORT
+check "a normal request before the raw ones: 200" 200 "$(out -H "host: $BACKEND_HOST" "$OUT/api/before")"
+
+# A raw HTTP client: connects to the outbound listener, writes the first file, and with --continue
+# waits (at most 5 s) for the end of an interim response head before writing the rest; writes what
+# comes back to $WORK/resp and prints how the connection ended: "closed" (the server closed it),
+# "reset" (it was reset) or "open" (still open after 3 s of silence, or 15 s in all).
+cat >raw.py <<'EOF'
+import socket, sys, time
+port, out, cont, files = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1", sys.argv[4:]
+parts = [open(f, "rb").read() for f in files]
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+got, state = b"", "open"
+
+def receive(wait):
+    global got, state
+    s.settimeout(wait)
+    try:
+        data = s.recv(65536)
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        state = "reset"
+        return False
+    if not data:
+        state = "closed"
+        return False
+    got += data
+    return True
+
+try:
+    for i, part in enumerate(parts):
+        if i > 0 and cont:
+            deadline = time.monotonic() + 5
+            while b"\r\n\r\n" not in got and time.monotonic() < deadline and receive(1):
+                pass
+        s.sendall(part)
+except (BrokenPipeError, ConnectionResetError):
+    pass  # the server stopped reading: its answer may still be there to read
+deadline = time.monotonic() + 15
+while state == "open" and time.monotonic() < deadline and receive(3):
+    pass
+open(out, "wb").write(got)
+print(state)
+EOF
+raw() { # raw [--continue] FILE...
+    local cont=0
+    [ "$1" = --continue ] && cont=1 && shift
+    python3 raw.py "$OUT_PORT" "$WORK/resp" "$cont" "$@"
+}
+status_line() { # the first line of the last raw response
+    head -1 resp | tr -d '\r'
+}
+no_asan() { # no_asan NAME: the frontend has not reported a memory error (ASan) or undefined behaviour (UBSan)
+    if grep -qE 'AddressSanitizer|runtime error:' frontend.err; then
+        fail "$1: no sanitizer report" "$(grep -E -m1 'AddressSanitizer|runtime error:' frontend.err)"
+    else
+        pass "$1: no sanitizer report"
+    fi
+}
+# refused NAME STATUS-LINE FILE: FILE's request is answered with STATUS-LINE and the connection
+# closes cleanly (the front end reads out what the client still sends before it closes, so the
+# kernel has no unread bytes to answer with a reset that could destroy the answer).
+refused() {
+    local state
+    state=$(raw "$3")
+    check "$1: $2, then close" "$2|closed" "$(status_line)|$state"
+    no_asan "$1"
+}
+H="Host: $BACKEND_HOST\r\n"
+
+# --- refusals: the front end answers by itself and closes
+printf 'this is garbage\r\n\r\n' >garbage.req
+refused "a garbage request line" "HTTP/1.1 400 Bad Request" garbage.req
+printf "POST /api/te-cl HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n" >te-cl.req
+refused "transfer-encoding chunked and content-length" "HTTP/1.1 400 Bad Request" te-cl.req
+printf "POST /api/gzip HTTP/1.1\r\n${H}Transfer-Encoding: gzip\r\n\r\n" >te-gzip.req
+refused "transfer-encoding gzip" "HTTP/1.1 400 Bad Request" te-gzip.req
+printf "GET /api/fold HTTP/1.1\r\n${H}X-Folded: one\r\n two\r\n\r\n" >fold.req
+refused "obsolete line folding" "HTTP/1.1 400 Bad Request" fold.req
+{
+    printf "GET /api/big HTTP/1.1\r\n${H}X-Big: "
+    head -c 70000 /dev/zero | tr '\0' a
+    printf '\r\n\r\n'
+} >big-header.req
+refused "a 70 KB header value" "HTTP/1.1 431 Request Header Fields Too Large" big-header.req
+{
+    printf "GET /api/many HTTP/1.1\r\n${H}"
+    for ((i = 0; i < 200; i++)); do printf 'X-H%d: %d\r\n' "$i" "$i"; done
+    printf '\r\n'
+} >many-headers.req
+refused "200 header lines" "HTTP/1.1 431 Request Header Fields Too Large" many-headers.req
+printf "POST /api/expect HTTP/1.1\r\n${H}Expect: something-else\r\nContent-Length: 5\r\n\r\nhello" >expect.req
+refused "Expect: something-else" "HTTP/1.1 417 Expectation Failed" expect.req
+printf "POST /api/huge HTTP/1.1\r\n${H}Content-Length: 2000000000\r\n\r\n" >huge.req
+refused "content-length 2000000000 (above 1 GiB)" "HTTP/1.1 413 Payload Too Large" huge.req
+
+# --- a broken chunked body after a valid head to a routed host: the connection closes, no answer
+printf "POST /api/broken HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nzz\r\n" >broken.req
+state=$(raw broken.req)
+check "a broken chunked body: the connection closes without a 200" "closed|no 200" \
+    "$state|$(grep -q 'HTTP/1.1 200' resp && echo 200 || echo no 200)"
+no_asan "a broken chunked body"
+
+# --- pipelining: two requests in one write, two answers in order on the same connection
+printf "GET /api/p1 HTTP/1.1\r\n${H}\r\nGET /api/p2 HTTP/1.1\r\n${H}\r\n" >pipelined.req
+state=$(raw pipelined.req)
+check "two pipelined requests: two 200s in order from the app, the connection stays open" \
+    'HTTP/1.1 200 OK|"path": "/api/p1"|HTTP/1.1 200 OK|"path": "/api/p2"|open' \
+    "$(tr -d '\r' <resp | grep -oE '^HTTP/1\.1 [0-9]{3} .*|"path": "[^"]*"' | paste -sd '|')|$state"
+no_asan "two pipelined requests"
+
+# --- connection handling: HTTP/1.0 and Connection: close end the connection after the response
+printf "GET /api/h10 HTTP/1.0\r\n${H}\r\n" >http10.req
+state=$(raw http10.req)
+check "HTTP/1.0 without keep-alive: 200, then close" 'HTTP/1.1 200 OK|"path": "/api/h10"|closed' \
+    "$(status_line)|$(grep -o '"path": "[^"]*"' resp)|$state"
+printf "GET /api/close HTTP/1.1\r\n${H}Connection: close\r\n\r\n" >close.req
+state=$(raw close.req)
+check "HTTP/1.1 Connection: close: 200 saying connection: close, then close" \
+    "HTTP/1.1 200 OK|connection: close|closed" \
+    "$(status_line)|$(tr -d '\r' <resp | grep -ix 'connection: close')|$state"
+no_asan "connection handling"
+
+# --- Expect: 100-continue: the interim response comes before the body is sent, then the answer
+printf "POST /api/continue HTTP/1.1\r\n${H}Expect: 100-continue\r\nContent-Length: 11\r\nConnection: close\r\n\r\n" \
+    >continue-head.req
+printf 'hello world' >continue-body.req
+state=$(raw --continue continue-head.req continue-body.req)
+check "Expect: 100-continue: 100 Continue, then 200 with the whole body at the app, then close" \
+    'HTTP/1.1 100 Continue|HTTP/1.1 200 OK|"body_length": 11|closed' \
+    "$(tr -d '\r' <resp | grep -oE '^HTTP/1\.1 [0-9]{3} .*|"body_length": [0-9]+' | paste -sd '|')|$state"
+no_asan "Expect: 100-continue"
+
+# --- a chunked upload with a trailer section; the trailer is consumed, so a request after it is read
+# as the next request on the same connection
+printf "POST /api/trailer HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n" \
+    >trailer.req
+printf "GET /api/after-trailer HTTP/1.1\r\n${H}Connection: close\r\n\r\n" >>trailer.req
+SHA=$(printf 'hello world' | sha256sum | cut -d' ' -f1)
+state=$(raw trailer.req)
+check "a chunked upload with a trailer: 200, the app got every byte" \
+    "HTTP/1.1 200 OK|\"body_length\": 11|\"body_sha256\": \"$SHA\"" \
+    "$(status_line)|$(grep -m1 -o '"body_length": [0-9]*' resp)|$(grep -m1 -o '"body_sha256": "[0-9a-f]*"' resp)"
+check "the request after the trailer: 200, then close" 'HTTP/1.1 200 OK|"path": "/api/after-trailer"|closed' \
+    "$(tr -d '\r' <resp | grep -E '^HTTP/1\.1 [0-9]{3} ' | sed -n 2p)|$(grep -o '"path": "/api/after-trailer"' resp)|$state"
+no_asan "a chunked upload with a trailer"
+
+# --- h2c (prior knowledge): a declared content-length above 1 GiB refuses the stream (RST_STREAM
+# REFUSED_STREAM) before the handler sees it; curl sends the header as given (-v shows it)
+code=$(out -v --http2-prior-knowledge -H "host: $BACKEND_HOST" -H 'content-length: 2000000000' --data-binary x \
+    "$OUT/api/h2-huge")
+check_contains "h2c: curl sent content-length 2000000000" "> content-length: 2000000000" "$(cat curl.err)"
+check "h2c: content-length 2000000000 is refused, not answered" "000|REFUSED_STREAM" \
+    "$code|$(grep -o REFUSED_STREAM curl.err | head -1)"
+no_asan "h2c: content-length above 1 GiB"
+
+# --- the sidecar survived all of it
+check "a normal request after the raw ones: 200" 200 "$(out -H "host: $BACKEND_HOST" "$OUT/api/after")"
+check_contains "it reached the app" '"path": "/api/after"' "$(cat body)"
+check "h2c after the refused stream: 200" 200 "$(out --http2-prior-knowledge -H "host: $BACKEND_HOST" "$OUT/api/h2-after")"
+if kill -0 "$FRONTEND_PID" 2>/dev/null; then pass "the frontend is still running"; else fail "the frontend is still running"; fi
+no_asan "at the end"
+
+# keep the sidecars' logs of a failed run (bazel puts them in test.outputs)
+if [ "$FAILED" -ne 0 ] && [ -n "${TEST_UNDECLARED_OUTPUTS_DIR:-}" ]; then
+    cp frontend.log frontend.err backend.log backend.err resp curl.err "$TEST_UNDECLARED_OUTPUTS_DIR/" 2>/dev/null
+fi
+finish
