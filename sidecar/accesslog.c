@@ -1,11 +1,197 @@
-/* Access-log lines gathered per worker and written once per event-loop iteration. */
+/* Access-log lines: written as JSON by hand, gathered per worker and written once per event-loop iteration. */
 #include "sidecar/accesslog.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-#define DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
+/* ---- one line ---- */
+
+static int reserve(sc_logline_t *line, size_t more)
+{
+    if (line->failed)
+        return -1;
+    if (line->len + more <= line->cap)
+        return 0;
+    size_t cap = line->cap * 2;
+    while (cap < line->len + more)
+        cap *= 2;
+    char *p = line->p == line->inline_buf ? malloc(cap) : realloc(line->p, cap);
+    if (p == NULL) {
+        line->failed = 1;
+        return -1;
+    }
+    if (line->p == line->inline_buf)
+        memcpy(p, line->inline_buf, line->len);
+    line->p = p;
+    line->cap = cap;
+    return 0;
+}
+
+static void put(sc_logline_t *line, const char *s, size_t len)
+{
+    if (reserve(line, len) != 0)
+        return;
+    memcpy(line->p + line->len, s, len);
+    line->len += len;
+}
+
+static void put_key(sc_logline_t *line, const char *key)
+{
+    if (line->len > 1)
+        put(line, ",", 1);
+    put(line, "\"", 1);
+    put(line, key, strlen(key));
+    put(line, "\":", 2);
+}
+
+void sc_logline_begin(sc_logline_t *line)
+{
+    line->p = line->inline_buf;
+    line->cap = sizeof(line->inline_buf);
+    line->len = 0;
+    line->failed = 0;
+    put(line, "{", 1);
+}
+
+/* Length of the UTF-8 sequence at s (at most left bytes), or 0 when it is not one jansson accepts. */
+static size_t utf8_length(const unsigned char *s, size_t left)
+{
+    size_t n;
+    uint32_t cp;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2, cp = s[0] & 0x1f;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3, cp = s[0] & 0x0f;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4, cp = s[0] & 0x07;
+    else
+        return 0; /* a continuation byte, an overlong lead (c0, c1) or past U+10FFFF (f5..ff) */
+    if (n > left)
+        return 0;
+    for (size_t i = 1; i != n; ++i) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0; /* overlong, out of range, or a surrogate */
+    return n;
+}
+
+void sc_logline_str(sc_logline_t *line, const char *key, const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (s == NULL) {
+        sc_logline_null(line, key);
+        return;
+    }
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_length(u + i, len - i);
+        if (n == 0) {
+            sc_logline_null(line, key);
+            return;
+        }
+        i += n;
+    }
+    put_key(line, key);
+    put(line, "\"", 1);
+    size_t plain = 0; /* bytes since the last escape, copied in one go */
+    for (size_t i = 0; i != len; ++i) {
+        const char *esc = NULL;
+        char hex[8];
+        switch (u[i]) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            if (u[i] < 0x20) {
+                snprintf(hex, sizeof(hex), "\\u%04X", u[i]);
+                esc = hex;
+            }
+            break;
+        }
+        if (esc == NULL)
+            continue;
+        put(line, s + plain, i - plain);
+        put(line, esc, strlen(esc));
+        plain = i + 1;
+    }
+    put(line, s + plain, len - plain);
+    put(line, "\"", 1);
+}
+
+void sc_logline_cstr(sc_logline_t *line, const char *key, const char *s)
+{
+    sc_logline_str(line, key, s, s != NULL ? strlen(s) : 0);
+}
+
+void sc_logline_int(sc_logline_t *line, const char *key, int64_t value)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%lld", (long long)value);
+    put_key(line, key);
+    put(line, num, (size_t)n);
+}
+
+void sc_logline_real(sc_logline_t *line, const char *key, double value)
+{
+    char num[40], out[40];
+    size_t o = 0;
+    snprintf(num, sizeof(num), "%.6g", value);
+    /* as jansson: a real always shows it is one, and exponents lose "+" and leading zeros */
+    for (const char *c = num; *c != '\0'; ++c) {
+        out[o++] = *c;
+        if (*c == 'e') {
+            if (c[1] == '+')
+                ++c;
+            else if (c[1] == '-')
+                out[o++] = *++c;
+            while (c[1] == '0' && c[2] != '\0')
+                ++c;
+        }
+    }
+    out[o] = '\0';
+    if (strpbrk(out, ".eni") == NULL) /* "n"/"i": nan and inf, which JSON cannot say anyway */
+        memcpy(out + o, ".0", 3), o += 2;
+    put_key(line, key);
+    put(line, out, o);
+}
+
+void sc_logline_bool(sc_logline_t *line, const char *key, int value)
+{
+    put_key(line, key);
+    put(line, value ? "true" : "false", value ? 4 : 5);
+}
+
+void sc_logline_null(sc_logline_t *line, const char *key)
+{
+    put_key(line, key);
+    put(line, "null", 4);
+}
+
+const char *sc_logline_text(sc_logline_t *line, size_t *len)
+{
+    *len = line->len;
+    return line->p;
+}
+
+static void release(sc_logline_t *line)
+{
+    if (line->p != line->inline_buf)
+        free(line->p);
+    line->p = line->inline_buf;
+}
+
+/* ---- the batch ---- */
 
 static void write_all(const char *p, size_t len)
 {
@@ -31,37 +217,45 @@ static void on_flush(uv_idle_t *idle)
     sc_accesslog_flush(idle->data);
 }
 
+void sc_accesslog_timestamp(sc_accesslog_t *log, sc_logline_t *line, const char *key, const struct timeval *tv)
+{
+    char ts[40];
+    if (log->ts_second != (int64_t)tv->tv_sec) {
+        struct tm tm;
+        time_t secs = tv->tv_sec;
+        gmtime_r(&secs, &tm);
+        strftime(log->ts_text, sizeof(log->ts_text), "%Y-%m-%dT%H:%M:%S", &tm);
+        log->ts_second = (int64_t)tv->tv_sec;
+    }
+    snprintf(ts, sizeof(ts), "%s.%03dZ", log->ts_text, (int)(tv->tv_usec / 1000));
+    sc_logline_cstr(line, key, ts);
+}
+
 void sc_accesslog_init(sc_accesslog_t *log, uv_loop_t *loop)
 {
     log->len = 0;
+    log->ts_second = -1;
     uv_idle_init(loop, &log->flusher);
     log->flusher.data = log;
     uv_unref((uv_handle_t *)&log->flusher); /* never what keeps a loop alive */
 }
 
-void sc_accesslog_emit(sc_accesslog_t *log, json_t *obj)
+void sc_accesslog_emit(sc_accesslog_t *log, sc_logline_t *line)
 {
-    if (log->len + 1 >= sizeof(log->buf))
-        sc_accesslog_flush(log);
-    size_t room = sizeof(log->buf) - log->len - 1; /* keep one byte for the newline */
-    size_t n = json_dumpb(obj, log->buf + log->len, room, DUMP_FLAGS);
-    if (n != 0 && n > room) {
-        sc_accesslog_flush(log); /* does not fit behind the others: send them first */
-        room = sizeof(log->buf) - 1;
-        n = json_dumpb(obj, log->buf, room, DUMP_FLAGS);
+    put(line, "}\n", 2);
+    if (line->failed) {
+        release(line);
+        return;
     }
-    if (n != 0 && n <= room) {
-        log->len += n;
-        log->buf[log->len++] = '\n';
+    if (line->len > sizeof(log->buf)) {
+        sc_accesslog_flush(log); /* a line longer than a batch goes out alone, after the others */
+        write_all(line->p, line->len);
+    } else {
+        if (log->len + line->len > sizeof(log->buf))
+            sc_accesslog_flush(log);
+        memcpy(log->buf + log->len, line->p, line->len);
+        log->len += line->len;
         uv_idle_start(&log->flusher, on_flush);
-    } else if (n != 0) {
-        char *text = json_dumps(obj, DUMP_FLAGS); /* a line longer than a batch goes out alone */
-        if (text != NULL) {
-            size_t len = strlen(text);
-            text[len] = '\n';
-            write_all(text, len + 1);
-            free(text);
-        }
     }
-    json_decref(obj);
+    release(line);
 }

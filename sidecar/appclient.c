@@ -576,7 +576,10 @@ static void start_exchange(sc_appreq_t *ar)
     ar->sock = ar->conn->sock;
     ar->body_chunked = body->expected && body->length == UINT64_MAX;
     ar->body_queued = !body->expected;
-    h2o_socket_read_stop(ar->sock); /* an idle pooled connection was being watched for a close */
+    /* read from the start (a pooled connection already is: this only swaps the callback, no system call);
+       the answer may come before the whole body went out */
+    ar->reading = 1;
+    h2o_socket_read_start(ar->sock, on_app_read);
     h2o_iovec_t room = h2o_buffer_reserve(&ar->upload, head.len);
     memcpy(room.base, head.base, head.len);
     ar->upload->size += head.len;

@@ -730,9 +730,11 @@ static void h1_handle_input(sc_fconn_t *conn)
                 if (conn->dead)
                     return;
             }
-            int want = !r->body.complete && r->body.buf->size < SC_FRONT_BODY_WINDOW;
-            h1_set_reading(conn, want);
-            h1_arm_timeout(conn, want);
+            /* the socket stays read while the request is served (stopping and restarting it would cost two
+               system calls per request); the next request's bytes wait in the input, one head's worth at most */
+            int want_body = !r->body.complete && r->body.buf->size < SC_FRONT_BODY_WINDOW;
+            h1_set_reading(conn, want_body || (r->body.complete && conn->sock->input->size < SC_FRONT_HEAD_MAX));
+            h1_arm_timeout(conn, want_body);
             return;
         }
 
@@ -787,7 +789,6 @@ static void h1_handle_input(sc_fconn_t *conn)
                 h1_refuse(conn, 400, "Bad Request", "bad request: not HTTP/1.x\n");
             return;
         }
-        h1_set_reading(conn, 0);
         h1_arm_timeout(conn, 0);
         if (h1_start_request(conn, method, method_len, path, path_len, minor, headers, num_headers, (size_t)rc) != 0)
             return;

@@ -2,7 +2,6 @@
 #include "sidecar/inbound.h"
 
 #include <arpa/inet.h>
-#include <jansson.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -375,20 +374,9 @@ static int on_authz_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- access log and request metrics ---- */
 
-static void format_timestamp(const struct timeval *tv, char *buf, size_t cap)
+static void log_iovec(sc_logline_t *line, const char *key, const h2o_iovec_t *v)
 {
-    struct tm tm;
-    char base[32];
-    time_t secs = tv->tv_sec;
-    gmtime_r(&secs, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, cap, "%s.%03dZ", base, (int)(tv->tv_usec / 1000));
-}
-
-static json_t *json_iovec(h2o_iovec_t v)
-{
-    json_t *s = v.base != NULL ? json_stringn(v.base, v.len) : NULL; /* NULL also when not UTF-8 */
-    return s != NULL ? s : json_null();
+    sc_logline_str(line, key, v != NULL ? v->base : NULL, v != NULL ? v->len : 0);
 }
 
 static void on_log_access(h2o_logger_t *_self, h2o_req_t *req)
@@ -397,7 +385,6 @@ static void on_log_access(h2o_logger_t *_self, h2o_req_t *req)
     sc_conn_t *conn = conn_of_req(req);
     struct timeval end = req->timestamps.response_end_at;
     int completed = end.tv_sec != 0;
-    char ts[40];
     (void)_self;
 
     if (!completed)
@@ -412,26 +399,22 @@ static void on_log_access(h2o_logger_t *_self, h2o_req_t *req)
     if (conn != NULL && req->version >= 0x200 && (req->res.status == 0 || !completed))
         note_stream(conn, SC_STREAM_RESET);
 
-    h2o_iovec_t *decision = h2o_req_getenv(req, H2O_STRLIT(ENV_DECISION), 0);
-    h2o_iovec_t *rule = h2o_req_getenv(req, H2O_STRLIT(ENV_RULE), 0);
-    json_t *line = json_object();
-    if (line == NULL)
-        return;
-    format_timestamp(&req->timestamps.request_begin_at, ts, sizeof(ts));
-    json_object_set_new(line, "ts", json_string(ts));
-    json_object_set_new(line, "direction", json_string("inbound"));
-    json_object_set_new(line, "peer_id", conn != NULL && conn->peer_id[0] != '\0' ? json_string(conn->peer_id) : json_null());
-    json_object_set_new(line, "method", json_iovec(req->input.method));
-    json_object_set_new(line, "authority", json_iovec(req->input.authority));
-    json_object_set_new(line, "path", json_iovec(req->input.path));
-    json_object_set_new(line, "protocol", json_string(req->version >= 0x200 ? "h2" : "http/1.1"));
-    json_object_set_new(line, "status", json_integer(req->res.status));
-    json_object_set_new(line, "decision", decision != NULL ? json_iovec(*decision) : json_null());
-    json_object_set_new(line, "rule", rule != NULL ? json_iovec(*rule) : json_null());
-    json_object_set_new(line, "duration_ms", json_real((double)duration_us / 1000.0));
-    json_object_set_new(line, "tls_version", conn != NULL && conn->tls_version != NULL ? json_string(conn->tls_version) : json_null());
-    json_object_set_new(line, "resumed", json_boolean(conn != NULL && conn->resumed));
-    sc_accesslog_emit(&w->accesslog, line);
+    sc_logline_t line;
+    sc_logline_begin(&line);
+    sc_accesslog_timestamp(&w->accesslog, &line, "ts", &req->timestamps.request_begin_at);
+    sc_logline_cstr(&line, "direction", "inbound");
+    sc_logline_cstr(&line, "peer_id", conn != NULL && conn->peer_id[0] != '\0' ? conn->peer_id : NULL);
+    log_iovec(&line, "method", &req->input.method);
+    log_iovec(&line, "authority", &req->input.authority);
+    log_iovec(&line, "path", &req->input.path);
+    sc_logline_cstr(&line, "protocol", req->version >= 0x200 ? "h2" : "http/1.1");
+    sc_logline_int(&line, "status", req->res.status);
+    log_iovec(&line, "decision", h2o_req_getenv(req, H2O_STRLIT(ENV_DECISION), 0));
+    log_iovec(&line, "rule", h2o_req_getenv(req, H2O_STRLIT(ENV_RULE), 0));
+    sc_logline_real(&line, "duration_ms", (double)duration_us / 1000.0);
+    sc_logline_cstr(&line, "tls_version", conn != NULL ? conn->tls_version : NULL);
+    sc_logline_bool(&line, "resumed", conn != NULL && conn->resumed);
+    sc_accesslog_emit(&w->accesslog, &line);
 }
 
 /* ---- workers ---- */

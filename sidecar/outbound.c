@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <jansson.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <nghttp2/nghttp2.h>
@@ -1279,24 +1278,17 @@ static int on_outbound_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- access log ---- */
 
-static json_t *json_iovec(h2o_iovec_t v)
-{
-    json_t *s = v.base != NULL ? json_stringn(v.base, v.len) : NULL;
-    return s != NULL ? s : json_null();
-}
-
-static json_t *json_env(h2o_req_t *req, const char *name, size_t len)
+/* An env value for the log: null when absent or empty. */
+static void log_env(sc_logline_t *line, const char *key, h2o_req_t *req, const char *name, size_t len)
 {
     h2o_iovec_t *v = h2o_req_getenv(req, name, len, 0);
-    return v != NULL && v->len != 0 ? json_iovec(*v) : json_null();
+    sc_logline_str(line, key, v != NULL && v->len != 0 ? v->base : NULL, v != NULL ? v->len : 0);
 }
 
 static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
 {
     sc_oworker_t *w = worker_of_ctx(req->conn->ctx);
     struct timeval end = req->timestamps.response_end_at;
-    char ts[40], base[32];
-    struct tm tm;
     (void)self;
 
     if (end.tv_sec == 0)
@@ -1307,32 +1299,26 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
         duration_us = 0;
     sc_metrics_count_request(&w->metrics, req->res.status, (uint64_t)duration_us);
 
-    time_t secs = req->timestamps.request_begin_at.tv_sec;
-    gmtime_r(&secs, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts, sizeof(ts), "%s.%03dZ", base, (int)(req->timestamps.request_begin_at.tv_usec / 1000));
     h2o_iovec_t *resumed = h2o_req_getenv(req, H2O_STRLIT(ENV_RESUMED), 0);
-    h2o_iovec_t *peer = h2o_req_getenv(req, H2O_STRLIT(ENV_PEER), 0);
-    json_t *line = json_object();
-    if (line == NULL)
-        return;
-    json_object_set_new(line, "ts", json_string(ts));
-    json_object_set_new(line, "direction", json_string("outbound"));
-    json_object_set_new(line, "peer_id", json_env(req, H2O_STRLIT(ENV_PEER)));
-    json_object_set_new(line, "method", json_iovec(req->input.method));
-    json_object_set_new(line, "authority", json_iovec(req->input.authority));
-    json_object_set_new(line, "path", json_iovec(req->input.path));
-    json_object_set_new(line, "original_dst", json_env(req, H2O_STRLIT(ENV_ORIGINAL_DST)));
-    json_object_set_new(line, "protocol", peer != NULL ? json_string("h2") : json_null());
-    json_object_set_new(line, "app_protocol", json_string(req->version >= 0x200 ? "h2c" : "http/1.1"));
-    json_object_set_new(line, "status", json_integer(req->res.status));
-    json_object_set_new(line, "decision", json_null());
-    json_object_set_new(line, "rule", json_null());
-    json_object_set_new(line, "error", json_env(req, H2O_STRLIT(ENV_ERROR)));
-    json_object_set_new(line, "duration_ms", json_real((double)duration_us / 1000.0));
-    json_object_set_new(line, "tls_version", json_env(req, H2O_STRLIT(ENV_TLS)));
-    json_object_set_new(line, "resumed", json_boolean(resumed != NULL && resumed->len == 1 && resumed->base[0] == '1'));
-    sc_accesslog_emit(&w->accesslog, line);
+    sc_logline_t line;
+    sc_logline_begin(&line);
+    sc_accesslog_timestamp(&w->accesslog, &line, "ts", &req->timestamps.request_begin_at);
+    sc_logline_cstr(&line, "direction", "outbound");
+    log_env(&line, "peer_id", req, H2O_STRLIT(ENV_PEER));
+    sc_logline_str(&line, "method", req->input.method.base, req->input.method.len);
+    sc_logline_str(&line, "authority", req->input.authority.base, req->input.authority.len);
+    sc_logline_str(&line, "path", req->input.path.base, req->input.path.len);
+    log_env(&line, "original_dst", req, H2O_STRLIT(ENV_ORIGINAL_DST));
+    sc_logline_cstr(&line, "protocol", h2o_req_getenv(req, H2O_STRLIT(ENV_PEER), 0) != NULL ? "h2" : NULL);
+    sc_logline_cstr(&line, "app_protocol", req->version >= 0x200 ? "h2c" : "http/1.1");
+    sc_logline_int(&line, "status", req->res.status);
+    sc_logline_null(&line, "decision");
+    sc_logline_null(&line, "rule");
+    log_env(&line, "error", req, H2O_STRLIT(ENV_ERROR));
+    sc_logline_real(&line, "duration_ms", (double)duration_us / 1000.0);
+    log_env(&line, "tls_version", req, H2O_STRLIT(ENV_TLS));
+    sc_logline_bool(&line, "resumed", resumed != NULL && resumed->len == 1 && resumed->base[0] == '1');
+    sc_accesslog_emit(&w->accesslog, &line);
 }
 
 /* ---- app connections and workers ---- */
