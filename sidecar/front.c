@@ -65,6 +65,8 @@ void sc_freq_free(sc_freq_t *r)
     if (h2o_linklist_is_linked(&r->proceed_link))
         h2o_linklist_unlink(&r->proceed_link);
     r->body.on_change = NULL;
+    if (h2o_timeout_is_linked(&r->body_timeout))
+        h2o_timeout_unlink(&r->body_timeout);
     h2o_dispose_request(&r->req);
     h2o_buffer_dispose(&r->body.buf);
     h2o_buffer_dispose(&r->out);
@@ -311,6 +313,7 @@ void sc_front_init(sc_front_t *front, h2o_context_t *ctx, h2o_hostconf_t **hosts
     h2o_timeout_init(ctx->loop, &front->h2_idle, h2_idle_ms);
     h2o_timeout_init(ctx->loop, &front->grace, SC_FRONT_SHUTDOWN_GRACE_MS);
     h2o_timeout_init(ctx->loop, &front->linger, SC_FRONT_LINGER_MS);
+    h2o_timeout_init(ctx->loop, &front->body_idle, SC_FRONT_BODY_IDLE_MS);
     h2o_linklist_init_anchor(&front->conns);
 }
 
@@ -413,8 +416,10 @@ static void h1_queue_head(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, siz
                  h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"));
     if (conn->front->shutting_down || conn->closing)
         req->http1_is_persistent = 0;
-    snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", req->res.status, req->res.reason != NULL ? req->res.reason : "OK");
+    snprintf(line, sizeof(line), "HTTP/1.1 %03d ", req->res.status);
     queue_str(conn, line);
+    queue_str(conn, req->res.reason != NULL ? req->res.reason : "OK"); /* the app's, of any length */
+    queue_bytes(conn, "\r\n", 2);
     sc_fconn_date_server(conn, req, &date);
     queue_str(conn, "date: ");
     queue_bytes(conn, date.base, date.len);
@@ -507,7 +512,7 @@ static void on_ostream_send(h2o_ostream_t *ostr, h2o_req_t *req, h2o_iovec_t *bu
 
 static void h1_set_reading(sc_fconn_t *conn, int on)
 {
-    if (on && !conn->reading) {
+    if (on && !conn->reading && !conn->read_eof) {
         conn->reading = 1;
         h2o_socket_read_start(conn->sock, h1_on_read);
     } else if (!on && conn->reading) {
@@ -608,6 +613,9 @@ static int h1_start_request(sc_fconn_t *conn, const char *method, size_t method_
                                    (minor != 0 || has_token(connection, connection_len, "keep-alive"));
     else
         req->http1_is_persistent = minor != 0;
+    /* judged now: the head's bytes (which expect points into) go with the consume */
+    int expect_continue = expect != NULL && slice_is(expect, expect_len, "100-continue");
+    int expect_unknown = expect != NULL && !expect_continue;
     h2o_buffer_consume(&conn->sock->input, head_len);
     conn->cur = r;
     conn->prev_head_len = 0;
@@ -616,7 +624,7 @@ static int h1_start_request(sc_fconn_t *conn, const char *method, size_t method_
         h1_refuse(conn, 400, "Bad Request", "bad request: malformed header framing\n");
         return -1;
     }
-    if (expect != NULL && !slice_is(expect, expect_len, "100-continue")) {
+    if (expect_unknown) {
         h1_refuse(conn, 417, "Expectation Failed", "expectation failed: only 100-continue is understood\n");
         return -1;
     }
@@ -639,7 +647,7 @@ static int h1_start_request(sc_fconn_t *conn, const char *method, size_t method_
         conn->body_kind = H1_BODY_NONE;
         r->body.complete = 1;
     }
-    if (expect != NULL && !r->body.complete) {
+    if (expect_continue && !r->body.complete && minor != 0) { /* never to HTTP/1.0 (RFC 9110 15.2) */
         queue_str(conn, "HTTP/1.1 100 Continue\r\n\r\n");
         sc_fconn_flush_socket(conn);
     }
@@ -708,7 +716,8 @@ static void h1_handle_input(sc_fconn_t *conn)
         sc_freq_t *r = conn->cur;
         if (r != NULL && r->final && !conn->writing && conn->wbuf->size == 0) {
             /* the response is out: the request is done; the connection carries the next one if it may */
-            int keep = r->req.http1_is_persistent && !r->failed && r->body.complete && !conn->front->shutting_down;
+            int keep = r->req.http1_is_persistent && !r->failed && r->body.complete && !conn->front->shutting_down &&
+                       !conn->read_eof;
             int body_left_unread = !r->body.complete && !r->body.failed;
             conn->cur = NULL;
             r->conn = NULL;
@@ -716,7 +725,7 @@ static void h1_handle_input(sc_fconn_t *conn)
             if (conn->dead)
                 return;
             if (!keep) {
-                if (body_left_unread)
+                if (body_left_unread && !conn->read_eof)
                     h1_linger(conn);
                 else
                     sc_fconn_close(conn);
@@ -825,6 +834,12 @@ static void h1_on_read(h2o_socket_t *sock, const char *err)
     sc_fconn_enter(conn);
     if (conn->lingering && err == NULL) {
         h2o_buffer_consume(&sock->input, sock->input->size);
+    } else if (err != NULL && !conn->lingering && conn->cur != NULL && conn->cur->dispatched &&
+               conn->cur->body.complete) {
+        /* the client half-closed after its request (nc -N, some HTTP/1.0 clients): answer it, then close */
+        conn->read_eof = 1;
+        conn->cur->req.http1_is_persistent = 0;
+        h1_set_reading(conn, 0);
     } else if (err != NULL) {
         /* the client went away (or half-closed: HTTP/1.1 clients do not, so the same) */
         sc_fconn_close(conn);

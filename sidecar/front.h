@@ -26,6 +26,8 @@
 #define SC_FRONT_H2_CONN_WINDOW (32 * 1024 * 1024) /* HTTP/2 connection receive window: every stream's body
                                                       window fits, so one slow request never stalls the others */
 #define SC_FRONT_SHUTDOWN_GRACE_MS 1000   /* HTTP/2 drain: the final GOAWAY follows the first after this */
+#define SC_FRONT_BODY_IDLE_MS 30000      /* HTTP/2: a stream whose client sends none of its body for this long
+                                             (with room in the window) is reset */
 #define SC_FRONT_LINGER_MS 2000           /* HTTP/1.1: after a response that left a body unread, the
                                              client's further bytes are read and dropped this long */
 #define SC_FRONT_WRITE_BATCH (64 * 1024)  /* HTTP/2 frame bytes gathered per socket write */
@@ -44,6 +46,7 @@ typedef struct st_sc_front_t {
     h2o_timeout_t h2_idle;      /* an HTTP/2 connection with no open stream closes after this */
     h2o_timeout_t grace;        /* SC_FRONT_SHUTDOWN_GRACE_MS */
     h2o_timeout_t linger;       /* SC_FRONT_LINGER_MS */
+    h2o_timeout_t body_idle;    /* SC_FRONT_BODY_IDLE_MS */
     h2o_linklist_t conns;       /* open connections */
     size_t num_conns;
     int shutting_down;

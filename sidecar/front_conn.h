@@ -28,6 +28,7 @@ typedef struct st_sc_freq_t {
     h2o_buffer_t *out;     /* response bytes nghttp2 has not taken yet */
     h2o_linklist_t proceed_link; /* in conn->proceed while want_proceed */
     int deferred;          /* nghttp2 waits for response bytes (NGHTTP2_ERR_DEFERRED) */
+    h2o_timeout_entry_t body_timeout; /* linked while the client owes body bytes it may send */
     int stream_closed;     /* nghttp2 closed the stream */
 } sc_freq_t;
 
@@ -43,6 +44,7 @@ struct st_sc_fconn_t {
     int reading;     /* HTTP/1.1: the socket is being read */
     int closing;     /* close once the writes are out */
     int lingering;   /* HTTP/1.1: done, reading (and dropping) what the client still sends before the close */
+    int read_eof;    /* HTTP/1.1: the client half-closed; the request in hand is answered, then the close */
     int dead;        /* closed; freed when the outermost callback returns */
     unsigned busy;   /* callbacks of this connection on the stack */
     int in_callback; /* HTTP/2: inside nghttp2 or a loop over streams; flushing waits until it returns */

@@ -206,11 +206,38 @@ void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_s
 
 /* ---- input ---- */
 
+/* The client owes body bytes: it must send some within SC_FRONT_BODY_IDLE_MS (the timer restarts on each). */
+static void arm_body_timeout(sc_freq_t *r)
+{
+    if (h2o_timeout_is_linked(&r->body_timeout))
+        h2o_timeout_unlink(&r->body_timeout);
+    if (!r->body.complete && !r->body.failed && !r->final)
+        h2o_timeout_link(r->conn->front->ctx->loop, &r->conn->front->body_idle, &r->body_timeout);
+}
+
+static void on_body_timeout(h2o_timeout_entry_t *entry)
+{
+    sc_freq_t *r = H2O_STRUCT_FROM_MEMBER(sc_freq_t, body_timeout, entry);
+    sc_fconn_t *conn = r->conn;
+    if (conn == NULL || conn->session == NULL || r->stream_closed)
+        return;
+    if (r->body.buf->size >= SC_FRONT_BODY_WINDOW) {
+        arm_body_timeout(r); /* the window is full: the handler is the slow one, not the client */
+        return;
+    }
+    sc_fconn_enter(conn);
+    nghttp2_submit_rst_stream(conn->session, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_CANCEL);
+    sc_freq_body_fail(r); /* the handler lets go of the next hop */
+    sc_fconn_resume_soon(conn);
+    sc_fconn_leave(conn);
+}
+
 void sc_front_h2_body_consumed(sc_freq_t *r, size_t n)
 {
     sc_fconn_t *conn = r->conn;
     if (r->stream_closed || conn->session == NULL)
         return;
+    arm_body_timeout(r);
     nghttp2_session_consume(conn->session, r->stream_id, n);
     /* the WINDOW_UPDATE goes out on the loop's next turn (the caller may be inside anything) */
     sc_fconn_resume_soon(conn);
@@ -223,6 +250,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         return 0;
     sc_freq_t *r = sc_freq_new(conn, 0x200);
     r->stream_id = frame->hd.stream_id;
+    r->body_timeout.cb = on_body_timeout;
     nghttp2_session_set_stream_user_data(session, r->stream_id, r);
     h2o_linklist_insert(&conn->streams, &r->stream_link);
     ++conn->num_streams;
@@ -274,20 +302,25 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     if (r == NULL)
         return 0;
     if (frame->hd.type == NGHTTP2_HEADERS && !r->dispatched) {
-        if (r->body.length != UINT64_MAX && r->body.length > conn->front->max_body) {
-            r->dispatched = 1; /* not to a handler: the stream is refused as a whole */
-            return nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_REFUSED_STREAM);
-        }
         r->body.expected = !end;
         r->body.complete = end;
         if (r->req.input.path.base == NULL)
             r->req.input.path = h2o_iovec_init(H2O_STRLIT("/")); /* CONNECT: the handler refuses it */
         r->dispatched = 1;
+        if (r->body.length != UINT64_MAX && r->body.length > conn->front->max_body) {
+            /* answered here, not by a handler; the body that may follow is dropped (on_data_chunk) */
+            r->body.failed = !end;
+            h2o_send_error_generic(&r->req, 413, "Payload Too Large", "payload too large\n", 0);
+            return 0;
+        }
+        arm_body_timeout(r);
         h2o_process_request(&r->req);
         return 0;
     }
     if (end && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) && !r->body.complete) {
         r->body.complete = 1;
+        if (h2o_timeout_is_linked(&r->body_timeout))
+            h2o_timeout_unlink(&r->body_timeout);
         sc_freq_body_changed(r);
     }
     return 0;
@@ -307,6 +340,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     memcpy(room.base, data, len);
     r->body.buf->size += len;
     r->body.received += len;
+    arm_body_timeout(r);
     if (r->body.received > conn->front->max_body) {
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
         sc_freq_body_fail(r);
@@ -428,6 +462,8 @@ int sc_front_h2_start(sc_fconn_t *conn)
         return -1;
     h2o_socket_read_start(conn->sock, h2_on_read);
     h2_handle_input(conn); /* bytes read with the TLS handshake or the h2c preface */
+    if (!conn->dead && conn->front->shutting_down)
+        sc_front_h2_shutdown(conn); /* its handshake finished after the drain began */
     return 0;
 }
 
