@@ -452,15 +452,8 @@ static void on_worker_stop(sc_worker_base_t *base)
     sc_app_pool_dispose(&w->app_pool);
 }
 
-static void on_worker_drain(sc_worker_base_t *base)
-{
-    sc_front_shutdown(&worker_of_base(base)->front);
-}
-
-static const sc_worker_ops_t worker_ops = {.on_mail = on_worker_mail,
-                                           .on_drain = on_worker_drain,
-                                           .on_drain_timeout = on_worker_drain_timeout,
-                                           .on_stop = on_worker_stop};
+static const sc_worker_ops_t worker_ops = {
+    .on_mail = on_worker_mail, .on_drain_timeout = on_worker_drain_timeout, .on_stop = on_worker_stop};
 
 int sc_inbound_stopped(sc_inbound_t *in)
 {
@@ -543,6 +536,7 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         sc_policy_addref(policy);
         sc_front_init(&w->front, &w->ctx, in->globalconf.hosts, 1, 0, SC_H2_MAX_CONCURRENT_STREAMS,
                       SC_MAX_REQUEST_BODY_BYTES, SC_INBOUND_H2_IDLE_MS);
+        w->base.front = &w->front;
         h2o_timeout_init(&w->base.loop, &w->handshake_timeout, SC_HANDSHAKE_TIMEOUT_MS);
         sc_app_pool_init(&w->app_pool, &w->base.loop, (struct sockaddr *)&in->app_addr, in->app_addr_len, SC_APP_KEEPALIVE_MS);
         h2o_timeout_init(&w->base.loop, &w->app_timeout, app_timeout_ms);

@@ -1425,15 +1425,8 @@ static void on_worker_stop(sc_worker_base_t *base)
     sc_accesslog_flush(&worker_of_base(base)->accesslog);
 }
 
-static void on_worker_drain(sc_worker_base_t *base)
-{
-    sc_front_shutdown(&worker_of_base(base)->front);
-}
-
-static const sc_worker_ops_t worker_ops = {.on_mail = on_worker_mail,
-                                           .on_drain = on_worker_drain,
-                                           .on_drain_timeout = on_worker_drain_timeout,
-                                           .on_stop = on_worker_stop};
+static const sc_worker_ops_t worker_ops = {
+    .on_mail = on_worker_mail, .on_drain_timeout = on_worker_drain_timeout, .on_stop = on_worker_stop};
 
 int sc_outbound_stopped(sc_outbound_t *out)
 {
@@ -1503,6 +1496,7 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
         sc_routes_addref(routes);
         sc_front_init(&w->front, &w->ctx, out->globalconf.hosts, 0, 1, SC_H2_MAX_CONCURRENT_STREAMS,
                       SC_MAX_REQUEST_BODY_BYTES, out->globalconf.http2.idle_timeout);
+        w->base.front = &w->front;
         sc_accesslog_init(&w->accesslog, &w->base.loop);
         if (sc_worker_base_listen(&w->base, (struct sockaddr *)&out->listen_addr, on_app_connection, why,
                                   sizeof(why)) != 0) {

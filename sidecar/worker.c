@@ -39,7 +39,8 @@ static void start_drain(sc_worker_base_t *base)
 {
     base->draining = 1;
     close_listener(base);
-    base->ops->on_drain(base);
+    if (base->front != NULL)
+        sc_front_shutdown(base->front);
     uv_timer_start(&base->drain_timer, on_drain_deadline, base->drain_timeout_ms, 0);
     sc_worker_base_maybe_finish(base);
 }

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "sidecar/error.h"
+#include "sidecar/front.h"
 #include "sidecar/tls.h"
 
 #define SC_LISTEN_BACKLOG 1024
@@ -21,8 +22,6 @@ typedef struct st_sc_worker_base_t sc_worker_base_t;
 typedef struct st_sc_worker_ops_t {
     /* A wakeup: swap in the snapshots waiting in the owner's mailbox (taking base->mailbox_lock to read it). */
     void (*on_mail)(sc_worker_base_t *base);
-    /* The drain begins (the listener is closed): ask the open connections to finish. */
-    void (*on_drain)(sc_worker_base_t *base);
     /* The drain deadline passed with base->num_conns connections open: say so (the worker stops next). */
     void (*on_drain_timeout)(sc_worker_base_t *base);
     /* The loop is about to stop: last words, such as flushing the access log and closing pools. */
@@ -43,6 +42,7 @@ struct st_sc_worker_base_t {
     uv_timer_t drain_timer;
     const sc_worker_ops_t *ops;
     h2o_context_t *ctx; /* the owner's h2o context on this loop (borrowed) */
+    sc_front_t *front;  /* the owner's HTTP front end (borrowed): a drain asks its connections to finish */
     size_t index;
     uint64_t drain_timeout_ms;
     size_t num_conns; /* counted by the owner; the drain finishes when it reaches 0 */
@@ -82,7 +82,10 @@ void sc_worker_base_post_tls(sc_worker_base_t *base, sc_tls_t *tls);
 /* The snapshot posted since the last call, or NULL (worker thread, in on_mail; the caller owns the reference). */
 sc_tls_t *sc_worker_base_take_tls(sc_worker_base_t *base);
 
-/* Asks the worker to drain (any thread): close its listener, shut h2o down, stop within drain_timeout_ms. */
+/*
+ * Asks the worker to drain (any thread): close its listener, ask the front
+ * end's connections to finish, stop within drain_timeout_ms.
+ */
 void sc_worker_base_post_drain(sc_worker_base_t *base);
 
 /* After a connection closed (worker thread): stops a draining worker once none is left. */
