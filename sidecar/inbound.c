@@ -527,7 +527,7 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
     for (size_t i = 0; i != num_workers; ++i) {
         sc_worker_t *w = &in->workers[i];
         w->inbound = in;
-        sc_worker_base_init(&w->base, &worker_ops, &w->ctx, i, drain_timeout_ms);
+        sc_worker_base_init(&w->base, &worker_ops, i, drain_timeout_ms);
         w->base.loop.data = w;
         h2o_context_init(&w->ctx, &w->base.loop, &in->globalconf);
         w->tls = tls;

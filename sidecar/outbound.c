@@ -1484,7 +1484,7 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
         sc_oworker_t *w = &out->workers[i];
         w->outbound = out;
         w->metrics.direction = SC_DIRECTION_OUTBOUND;
-        sc_worker_base_init(&w->base, &worker_ops, &w->ctx, i, drain_timeout_ms);
+        sc_worker_base_init(&w->base, &worker_ops, i, drain_timeout_ms);
         w->base.loop.data = w;
         h2o_context_init(&w->ctx, &w->base.loop, &out->globalconf);
         h2o_timeout_init(&w->base.loop, &w->upstream_timeout, upstream_timeout_ms);

@@ -58,11 +58,9 @@ static void on_wakeup(uv_async_t *async)
         start_drain(base);
 }
 
-void sc_worker_base_init(sc_worker_base_t *base, const sc_worker_ops_t *ops, h2o_context_t *ctx, size_t index,
-                         uint64_t drain_timeout_ms)
+void sc_worker_base_init(sc_worker_base_t *base, const sc_worker_ops_t *ops, size_t index, uint64_t drain_timeout_ms)
 {
     base->ops = ops;
-    base->ctx = ctx;
     base->index = index;
     base->drain_timeout_ms = drain_timeout_ms;
     uv_loop_init(&base->loop);

@@ -41,7 +41,6 @@ struct st_sc_worker_base_t {
     uv_async_t wakeup;
     uv_timer_t drain_timer;
     const sc_worker_ops_t *ops;
-    h2o_context_t *ctx; /* the owner's h2o context on this loop (borrowed) */
     sc_front_t *front;  /* the owner's HTTP front end (borrowed): a drain asks its connections to finish */
     size_t index;
     uint64_t drain_timeout_ms;
@@ -56,11 +55,10 @@ struct st_sc_worker_base_t {
 
 /*
  * Sets up the loop, the mailbox lock and the wakeup and drain timer handles.
- * ops is borrowed (static); ctx is the owner's h2o context (borrowed), to be
- * initialised on base->loop after this call.
+ * ops is borrowed (static). The owner initialises its h2o context on
+ * base->loop after this call, and points base->front at its front end.
  */
-void sc_worker_base_init(sc_worker_base_t *base, const sc_worker_ops_t *ops, h2o_context_t *ctx, size_t index,
-                         uint64_t drain_timeout_ms);
+void sc_worker_base_init(sc_worker_base_t *base, const sc_worker_ops_t *ops, size_t index, uint64_t drain_timeout_ms);
 
 /*
  * Opens the worker's SO_REUSEPORT listener on sa; on_connection gets the
