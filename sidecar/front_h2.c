@@ -434,10 +434,13 @@ static void h2_on_read(h2o_socket_t *sock, const char *err)
     if (conn == NULL)
         return;
     sc_fconn_enter(conn);
-    if (err != NULL)
+    if (err != NULL) {
+        if (conn->num_streams != 0) /* a peer leaving between requests is ordinary; mid-request it is worth a line */
+            cmn_log_warn("HTTP/2 connection closed with %zu stream(s) open: read: %s", conn->num_streams, err);
         sc_fconn_close(conn);
-    else
+    } else {
         h2_handle_input(conn);
+    }
     sc_fconn_leave(conn);
 }
 
