@@ -829,7 +829,7 @@ static void h1_linger(sc_fconn_t *conn)
 static void h1_on_read(h2o_socket_t *sock, const char *err)
 {
     sc_fconn_t *conn = sock->data;
-    if (conn == NULL)
+    if (conn == NULL || sc_sockread_spurious(sock, err))
         return;
     sc_fconn_enter(conn);
     if (conn->lingering && err == NULL) {

@@ -26,6 +26,7 @@
 #include "sidecar/config.h"
 #include "sidecar/forward.h"
 #include "sidecar/inbound.h"
+#include "sidecar/sockread.h"
 
 /* Request-scoped facts left for the access logger. */
 #define ENV_PEER "SEAM_OUT_PEER"
@@ -719,8 +720,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 static void on_conn_read(h2o_socket_t *sock, const char *err)
 {
     sc_h2conn_t *conn = sock->data;
-    if (conn == NULL)
-        return; /* closed by us meanwhile */
+    if (conn == NULL || sc_sockread_spurious(sock, err))
+        return; /* closed by us meanwhile, or nothing to read yet */
     if (err != NULL) {
         if (!conn->got_frame && conn->alert >= 0) {
             /* TLS 1.3: the server judges our certificate after its Finished and answers with an alert */
