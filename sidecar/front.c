@@ -215,7 +215,7 @@ void sc_fconn_close(sc_fconn_t *conn)
         h2o_socket_t *sock = conn->sock;
         conn->sock = NULL;
         sock->data = NULL;
-        h2o_socket_close(sock);
+        sc_sockio_close(sock);
     }
     sc_fconn_leave(conn);
 }
@@ -829,13 +829,13 @@ static void h1_linger(sc_fconn_t *conn)
 static void h1_on_read(h2o_socket_t *sock, const char *err)
 {
     sc_fconn_t *conn = sock->data;
-    if (conn == NULL || sc_sockread_spurious(sock, err))
+    if (conn == NULL || sc_sockio_read_spurious(sock, err))
         return;
     sc_fconn_enter(conn);
     if (conn->lingering && err == NULL) {
         h2o_buffer_consume(&sock->input, sock->input->size);
     } else if (err != NULL && !conn->lingering && conn->cur != NULL && conn->cur->dispatched &&
-               conn->cur->body.complete) {
+               conn->cur->body.complete && sc_sockio_peer_half_closed(sock)) {
         /* the client half-closed after its request (nc -N, some HTTP/1.0 clients): answer it, then close */
         conn->read_eof = 1;
         conn->cur->req.http1_is_persistent = 0;

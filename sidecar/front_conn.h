@@ -6,7 +6,7 @@
 
 #include "common/picohttpparser.h"
 #include "sidecar/front.h"
-#include "sidecar/sockread.h"
+#include "sidecar/sockio.h"
 
 typedef struct st_sc_fconn_t sc_fconn_t;
 

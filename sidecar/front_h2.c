@@ -431,7 +431,7 @@ static void h2_handle_input(sc_fconn_t *conn)
 static void h2_on_read(h2o_socket_t *sock, const char *err)
 {
     sc_fconn_t *conn = sock->data;
-    if (conn == NULL || sc_sockread_spurious(sock, err))
+    if (conn == NULL || sc_sockio_read_spurious(sock, err))
         return;
     sc_fconn_enter(conn);
     if (err != NULL) {

@@ -26,7 +26,7 @@
 #include "sidecar/config.h"
 #include "sidecar/forward.h"
 #include "sidecar/inbound.h"
-#include "sidecar/sockread.h"
+#include "sidecar/sockio.h"
 
 /* Request-scoped facts left for the access logger. */
 #define ENV_PEER "SEAM_OUT_PEER"
@@ -720,7 +720,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 static void on_conn_read(h2o_socket_t *sock, const char *err)
 {
     sc_h2conn_t *conn = sock->data;
-    if (conn == NULL || sc_sockread_spurious(sock, err))
+    if (conn == NULL || sc_sockio_read_spurious(sock, err))
         return; /* closed by us meanwhile, or nothing to read yet */
     if (err != NULL) {
         if (!conn->got_frame && conn->alert >= 0) {
@@ -905,7 +905,7 @@ static void conn_close(sc_h2conn_t *conn, int status, const char *category, cons
     if (conn->sock != NULL) {
         conn->sock->data = NULL;
         conn->sock->on_close.cb = on_socket_close_noop;
-        h2o_socket_close(conn->sock);
+        sc_sockio_close(conn->sock);
     }
     sc_metrics_upstream_connection_delta(&conn->up->worker->metrics, -1);
     h2o_buffer_dispose(&conn->wbuf);

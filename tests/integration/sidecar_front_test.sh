@@ -5,7 +5,8 @@
 # in order, HTTP/1.0 and "Connection: close" close after the response, "Expect: 100-continue" gets
 # "100 Continue" first, a chunked body with trailers arrives whole, a half-closed client gets its
 # answer; over h2c (raw frames) a content-length above the 1 GiB limit gets 413 and a body that stays
-# silent is reset after 30 s. Afterwards the sidecar still serves, and no request left an ASan report.
+# silent is reset after 30 s; clients that reset their connection (plain and mTLS, mid-request or
+# idle) are released at once. Afterwards the sidecar still serves, and no request left an ASan report.
 # shellcheck disable=SC2059 # the raw requests' printf formats carry the Host line ($H) on purpose
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/sidecar_lib.sh"
@@ -247,6 +248,41 @@ check "h2c: a stalled request body ends the stream" "yes" "$([ "$what" = rst ] |
     fail "h2c: it ended after about 30 s" "$what $code_or_secs ${secs:-}"
 no_asan "h2c: a stalled request body"
 check "a request after the stalled one: 200" 200 "$(out -H "host: $BACKEND_HOST" "$OUT/api/after-stall")"
+
+# --- clients that reset their connection (SO_LINGER 0) with a request still at the app: the sidecar
+# reads a reset, not EOF, so it must neither wait to answer nor wait to say goodbye over TLS; the
+# connection is gone at once (sidecar_reset_client.py)
+# settles SERIES-FUNCTION SERIES LIMIT: waits (5 s at most) until the gauge is at most LIMIT; prints it
+settles() {
+    local i v
+    for ((i = 0; i < 50; i++)); do
+        v=$("$1" "$2")
+        [ "$v" -le "$3" ] && break
+        sleep 0.1
+    done
+    echo "$v"
+}
+RESET=$(dirname "$0")/sidecar_reset_client.py
+OUT_CONNS='seam_connections_active{direction="outbound"}'
+IN_CONNS='seam_connections_active{direction="inbound"}'
+obase=$(settles ometric "$OUT_CONNS" 0)
+ibase=$(imetric "$IN_CONNS")
+for i in 1 2 3; do
+    python3 "$RESET" 127.0.0.1 "$OUT_PORT" http1 "$BACKEND_HOST" "/slow?ms=1000" >/dev/null
+done
+check "app connections reset mid-request are released" "$obase" "$(settles ometric "$OUT_CONNS" "$obase")"
+for mode in h2-tls http1-tls; do
+    for path in "/slow?ms=1000" -; do
+        python3 "$RESET" 127.0.0.1 "$IN_PORT" "$mode" 127.0.0.1 "$path" frontend.pem frontend.key >/dev/null
+    done
+done
+v=$(settles imetric "$IN_CONNS" "$ibase")
+[ "$v" -le "$ibase" ] && pass "mTLS connections reset mid-request or idle are released ($v, was $ibase)" ||
+    fail "mTLS connections reset mid-request or idle are released" "$v open, $ibase before"
+check "the outbound listener serves after the resets" 200 "$(out -H "host: $BACKEND_HOST" "$OUT/api/after-reset")"
+check "the inbound listener serves after the resets" 200 "$(mtls frontend --http2 -o /dev/null -w '%{http_code}' "https://127.0.0.1:$IN_PORT/api/after-reset")"
+no_asan "clients that reset"
+if grep -qE 'AddressSanitizer|runtime error:' backend.err; then fail "clients that reset: no sanitizer report (inbound)"; else pass "clients that reset: no sanitizer report (inbound)"; fi
 
 # --- the sidecar survived all of it
 check "a normal request after the raw ones: 200" 200 "$(out -H "host: $BACKEND_HOST" "$OUT/api/after")"
