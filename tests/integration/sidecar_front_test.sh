@@ -4,8 +4,8 @@
 # (400, 431, 417, 413), a broken chunked body closes the connection, pipelined requests are answered
 # in order, HTTP/1.0 and "Connection: close" close after the response, "Expect: 100-continue" gets
 # "100 Continue" first, a chunked body with trailers arrives whole, a half-closed client gets its
-# answer; over h2c (raw frames) a content-length above the 1 GiB limit gets 413 and a body that stays
-# silent is reset after 30 s; clients that reset their connection (plain and mTLS, mid-request or
+# answer; over h2c (raw frames) a content-length above the 1 GiB limit gets 413, a body followed by
+# trailers arrives whole and a body that stays silent is reset after 30 s; clients that reset their connection (plain and mTLS, mid-request or
 # idle) are released at once. Afterwards the sidecar still serves, and no request left an ASan report.
 # shellcheck disable=SC2059 # the raw requests' printf formats carry the Host line ($H) on purpose
 source "$(dirname "$0")/lib.sh"
@@ -193,7 +193,9 @@ block = lit(2, "PUT") + b"\x86" + lit(4, path) + lit(1, host)  # :method :scheme
 if mode == "huge":
     block += lit(28, "2000000000")  # content-length
 s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0) + frame(1, 0x4, 1, block))  # no END_STREAM
-start, buf, seen = time.monotonic(), b"", []
+if mode == "trailers":  # a body, then trailers (a literal with a new name) ending the stream
+    s.sendall(frame(0, 0, 1, b"hello") + frame(1, 0x5, 1, b"\x00\x0ax-checksum\x03abc"))
+start, buf, seen, body = time.monotonic(), b"", [], b""
 while time.monotonic() - start < 50:
     data = s.recv(65536)
     if not data:
@@ -203,9 +205,13 @@ while time.monotonic() - start < 50:
         length = int.from_bytes(buf[:3], "big"); ftype, sid = buf[3], int.from_bytes(buf[5:9], "big") & 0x7fffffff
         if len(buf) < 9 + length:
             break
-        payload, buf = buf[9:9 + length], buf[9 + length:]
+        flags, payload, buf = buf[4], buf[9:9 + length], buf[9 + length:]
         if sid != 1:
             continue
+        if mode == "trailers" and ftype == 0:
+            body += payload
+            if flags & 1:
+                print("complete %s" % (b'"body_length": 5' in body)); sys.exit()
         if mode == "huge" and ftype == 0:
             print("data %s" % payload.decode(errors="replace").strip().replace(" ", "_")); sys.exit()
         if ftype == 3:
@@ -217,6 +223,10 @@ EOF
 check "h2c: content-length 2000000000 is answered by the front end (413's body)" "data payload_too_large" \
     "$(timeout 20 python3 h2raw.py huge "$OUT_PORT" "$BACKEND_HOST" /api/h2-huge 2>&1)"
 no_asan "h2c: content-length above 1 GiB"
+# trailers end the body (they are not passed on: h2o's request objects cannot carry them)
+check "h2c: a body followed by trailers reaches the app whole" "complete True" \
+    "$(timeout 20 python3 h2raw.py trailers "$OUT_PORT" "$BACKEND_HOST" /api/h2-trailers 2>&1)"
+no_asan "h2c: trailers"
 
 # --- a client that half-closes after its request (shutdown of its sending side) still gets the answer
 cat >halfclose.py <<'EOF'
