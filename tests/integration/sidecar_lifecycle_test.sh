@@ -202,6 +202,11 @@ check "GET /rotate: 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' "http://1
 
 # --- the CA down past a renewal point, back before expiry ---------------------------------------
 wait_for 25 field_at_least "$IN_ADMIN" expires_in_seconds 17 # just after a renewal
+# the frontend's certificate must outlive the outage too: its own schedule (half-life with jitter) may
+# leave it only a few seconds, and with its join token spent it could not come back by itself
+before=$(certs_field "$OUT_ADMIN" serial)
+curl -s -o /dev/null -X POST "http://127.0.0.1:$OUT_ADMIN/rotate"
+wait_for 10 serial_is_not "$OUT_ADMIN" "$before"
 stop_pid "$CA_PID"
 wait_for 25 field_at_least "$IN_ADMIN" consecutive_failures 1
 check "CA down: the backend counts failed renewals" 1 "$(field_at_least "$IN_ADMIN" consecutive_failures 1 && echo 1 || echo 0)"
@@ -308,4 +313,8 @@ check "no key material in the token or journal files" 0 "$(grep -l 'PRIVATE KEY'
 
 stop_pid "$FRONTEND_PID"
 stop_pid "$BACKEND_PID"
+# keep the logs of a failed run (bazel puts them in test.outputs)
+if [ "$FAILED" -ne 0 ] && [ -n "${TEST_UNDECLARED_OUTPUTS_DIR:-}" ]; then
+    cp "$WORK"/*.err "$WORK"/*.log "$WORK"/journal.jsonl "$TEST_UNDECLARED_OUTPUTS_DIR/" 2>/dev/null
+fi
 finish
