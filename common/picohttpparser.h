@@ -35,9 +35,17 @@ int phr_parse_response(const char *buf, size_t len, int *minor_version, int *sta
                        struct phr_header *headers, size_t *num_headers, size_t last_len);
 
 /*
+ * Parses header lines up to and including the empty line that ends them
+ * (a chunked body's trailer section). Returns their length, -1 on a parse
+ * error, -2 when incomplete.
+ */
+int phr_parse_headers(const char *buf, size_t len, struct phr_header *headers, size_t *num_headers, size_t last_len);
+
+/*
  * Decodes chunked data in place: buf[0..*bufsz) becomes the payload, *bufsz
  * its length. Returns the number of bytes after the final chunk (the
- * message is complete), -2 when more is needed, -1 on an error.
+ * message is complete; without consume_trailer they start with the trailer
+ * section), -2 when more is needed, -1 on an error.
  */
 ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_t *bufsz);
 

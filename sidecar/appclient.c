@@ -9,15 +9,15 @@
 #include <sys/socket.h>
 
 #include "common/picohttpparser.h"
-#include "sidecar/forward.h"
-#include "sidecar/front.h"
+#include "sidecar/http/forward.h"
+#include "common/log.h"
+#include "sidecar/http/exchange.h"
 #include "sidecar/inbound.h"
 
 typedef enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE } body_kind_t;
 
 typedef struct st_sc_appreq_t {
-    h2o_generator_t super; /* first: h2o_start_response takes it */
-    h2o_req_t *req;        /* NULL once the client went away */
+    sc_exchange_t *req;    /* NULL once the client went away */
     const sc_app_target_t *target;
     struct st_sc_app_conn_t *conn; /* the app connection (connecting or connected), NULL when let go */
     h2o_linklist_t waiting;        /* in pool->waiting while every connection is busy */
@@ -28,12 +28,13 @@ typedef struct st_sc_appreq_t {
     int done;              /* the app's response is complete (or cut) */
     int failed;            /* ... cut: the client gets an incomplete response */
     int keepalive;         /* the connection may serve the next request */
-    int inflight;          /* bytes handed to h2o_send wait for proceed */
+    int inflight;          /* bytes handed to the front end wait for on_proceed */
     body_kind_t body;
     uint64_t remaining;    /* BODY_LENGTH: bytes still to come */
     struct phr_chunked_decoder chunked;
-    h2o_buffer_t *ready;   /* response body bytes not yet handed to h2o */
-    h2o_buffer_t *sending; /* the bytes h2o is sending now */
+    int in_trailers;       /* BODY_CHUNKED: the last chunk came, the trailer section is being read */
+    h2o_buffer_t *ready;   /* response body bytes not yet handed to the front end */
+    h2o_buffer_t *sending; /* the bytes the front end is sending now */
     /* the request body, passed on as the client sends it */
     h2o_buffer_t *upload;  /* bytes being written to the app */
     int writing;           /* a write to the app is under way */
@@ -54,7 +55,7 @@ static void arm_timeout(sc_appreq_t *ar)
 {
     if (h2o_timeout_is_linked(&ar->timeout))
         h2o_timeout_unlink(&ar->timeout);
-    h2o_timeout_link(ar->req->conn->ctx->loop, ar->target->timeout, &ar->timeout);
+    h2o_timeout_link(ar->target->pool->loop, ar->target->timeout, &ar->timeout);
 }
 
 static void disarm_timeout(sc_appreq_t *ar)
@@ -184,16 +185,17 @@ static void release_app(sc_appreq_t *ar, int reuse)
 }
 
 /* The client sees an error status before any response head went out. */
-static void fail_early(sc_appreq_t *ar, int status, const char *reason, const char *fmt, const char *detail)
+static void fail_early(sc_appreq_t *ar, int status, const char *category, const char *fmt, const char *detail)
 {
     char body[512];
-    h2o_req_t *req = ar->req;
+    sc_exchange_t *req = ar->req;
     release_app(ar, 0);
     ar->done = 1;
     if (req == NULL)
         return;
     snprintf(body, sizeof(body), fmt, ar->target->name, detail);
-    h2o_send_error_generic(req, status, reason, h2o_strdup(&req->pool, body, SIZE_MAX).base, 0);
+    req->log.error = category;
+    sc_exchange_reply(req, status, body);
 }
 
 /* Hands the buffered body to h2o when nothing is in flight; the final piece ends the response. */
@@ -207,9 +209,9 @@ static void send_ready(sc_appreq_t *ar)
     ar->sending = ar->ready;
     ar->ready = swap;
     h2o_iovec_t vec = h2o_iovec_init(ar->sending->bytes, ar->sending->size);
-    h2o_send_state_t state = H2O_SEND_STATE_IN_PROGRESS;
+    sc_send_state_t state = SC_SEND_MORE;
     if (ar->done) {
-        state = ar->failed ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
+        state = ar->failed ? SC_SEND_ERROR : SC_SEND_FINAL;
         release_app(ar, ar->keepalive && !ar->failed);
     } else {
         ar->inflight = 1;
@@ -219,26 +221,26 @@ static void send_ready(sc_appreq_t *ar)
         arm_timeout(ar);
         h2o_socket_read_start(ar->sock, on_app_read);
     }
-    h2o_send(ar->req, &vec, vec.len != 0 ? 1 : 0, state);
+    sc_exchange_send(ar->req, &vec, vec.len != 0 ? 1 : 0, state);
 }
 
-static void on_proceed(h2o_generator_t *generator, h2o_req_t *req)
+static void on_proceed(sc_exchange_t *ex)
 {
-    sc_appreq_t *ar = (void *)generator;
-    (void)req;
+    sc_appreq_t *ar = ex->data;
     ar->inflight = 0;
     h2o_buffer_consume(&ar->sending, ar->sending->size);
     send_ready(ar);
 }
 
 /* The client went away: the app connection cannot be reused mid-response. */
-static void on_stop(h2o_generator_t *generator, h2o_req_t *req)
+static void on_stop(sc_exchange_t *ex)
 {
-    sc_appreq_t *ar = (void *)generator;
-    (void)req;
+    sc_appreq_t *ar = ex->data;
     ar->req = NULL;
     release_app(ar, 0);
 }
+
+static const sc_exchange_ops_t appreq_ops = {.on_proceed = on_proceed, .on_stop = on_stop};
 
 static void on_dispose(void *p)
 {
@@ -267,20 +269,37 @@ static int take_body(sc_appreq_t *ar)
         ar->done = ar->remaining == 0;
         break;
     case BODY_CHUNKED: {
-        size_t decoded = n;
-        ssize_t rest = phr_decode_chunked(&ar->chunked, (*input)->bytes, &decoded);
-        if (rest == -1)
+        if (!ar->in_trailers) {
+            size_t decoded = n;
+            ssize_t rest = phr_decode_chunked(&ar->chunked, (*input)->bytes, &decoded);
+            if (rest == -1)
+                return -1;
+            if (decoded != 0) {
+                h2o_iovec_t room = h2o_buffer_reserve(&ar->ready, decoded);
+                memcpy(room.base, (*input)->bytes, decoded);
+                ar->ready->size += decoded;
+            }
+            h2o_buffer_consume(input, decoded);
+            if (rest < 0) {
+                h2o_buffer_consume(input, (*input)->size);
+                return 0;
+            }
+            ar->in_trailers = 1; /* the last chunk: its trailer section follows */
+        }
+        struct phr_header fields[SC_HTTP_FIELDS_MAX];
+        size_t num_fields = SC_HTTP_FIELDS_MAX;
+        int rc = phr_parse_headers((*input)->bytes, (*input)->size, fields, &num_fields, 0);
+        if (rc == -2)
+            return (*input)->size > SC_APP_HEAD_MAX ? -1 : 0;
+        if (rc < 0)
             return -1;
-        if (rest >= 0) {
-            ar->done = 1;
-            ar->keepalive &= rest == 0;
-        }
-        if (decoded != 0) {
-            h2o_iovec_t room = h2o_buffer_reserve(&ar->ready, decoded);
-            memcpy(room.base, (*input)->bytes, decoded);
-            ar->ready->size += decoded;
-        }
-        h2o_buffer_consume(input, (*input)->size);
+        for (size_t i = 0; i != num_fields; ++i)
+            if (fields[i].name != NULL)
+                sc_http_fields_add(&ar->req->pool, &ar->req->res_trailers, fields[i].name, fields[i].name_len,
+                                   fields[i].value, fields[i].value_len);
+        h2o_buffer_consume(input, (size_t)rc);
+        ar->done = 1;
+        ar->keepalive &= (*input)->size == 0;
         return 0;
     }
     case BODY_UNTIL_CLOSE:
@@ -298,7 +317,7 @@ static int take_body(sc_appreq_t *ar)
 /* Parses the response head; 1 when it is complete and the response started, 0 when more is needed, -1 when bad. */
 static int take_head(sc_appreq_t *ar)
 {
-    h2o_req_t *req = ar->req;
+    sc_exchange_t *req = ar->req;
     struct phr_header headers[SC_APP_HEADERS_MAX];
     size_t num_headers = SC_APP_HEADERS_MAX, msg_len;
     const char *msg;
@@ -345,16 +364,15 @@ static int take_head(sc_appreq_t *ar)
         }
     }
 
-    req->res.status = status;
-    req->res.reason = h2o_strdup(&req->pool, msg, msg_len).base;
+    req->status = status;
+    req->reason = h2o_strdup(&req->pool, msg, msg_len);
+    req->res_headers.size = 0;
     for (size_t i = 0; i != num_headers; ++i) {
-        h2o_iovec_t name = h2o_strdup(&req->pool, headers[i].name, headers[i].name_len);
-        h2o_strtolower(name.base, name.len);
-        sc_slice_t lname = {name.base, name.len};
+        sc_slice_t lname = {headers[i].name, headers[i].name_len};
         if (sc_forward_drop_header(lname, connection) || slice_is(lname, "date") || slice_is(lname, "server"))
             continue; /* hop-by-hop, or stated by the sidecar itself (date, server) */
-        h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL,
-                              h2o_strdup(&req->pool, headers[i].value, headers[i].value_len).base, headers[i].value_len);
+        sc_http_fields_add(&req->pool, &req->res_headers, headers[i].name, headers[i].name_len, headers[i].value,
+                           headers[i].value_len);
     }
     h2o_buffer_consume(&ar->sock->input, (size_t)rlen);
 
@@ -362,20 +380,19 @@ static int take_head(sc_appreq_t *ar)
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) || status == 204 || status == 304) {
         ar->body = BODY_NONE;
         if (has_length)
-            req->res.content_length = length;
+            req->res_content_length = length;
     } else if (chunked) {
         ar->body = BODY_CHUNKED;
-        ar->chunked.consume_trailer = 1;
+        ar->chunked.consume_trailer = 0; /* the trailer section is passed on */
     } else if (has_length) {
         ar->body = BODY_LENGTH;
         ar->remaining = length;
-        req->res.content_length = length;
+        req->res_content_length = length;
     } else {
         ar->body = BODY_UNTIL_CLOSE;
         ar->keepalive = 0;
     }
     ar->started = 1;
-    h2o_start_response(req, &ar->super);
     return 1;
 }
 
@@ -395,7 +412,7 @@ static void on_app_read(h2o_socket_t *sock, const char *err)
         if (rc == 0)
             return;
         if (rc < 0) {
-            fail_early(ar, 502, "Bad Gateway",
+            fail_early(ar, 502, "app-protocol-error",
                        err != NULL ? "bad gateway: the app at %s closed the connection before answering (%s)\n"
                                    : "bad gateway: the app at %s did not answer with HTTP/1.x (%s)\n",
                        err != NULL ? err : "unparseable response head");
@@ -404,7 +421,7 @@ static void on_app_read(h2o_socket_t *sock, const char *err)
     }
     if (!ar->done && take_body(ar) != 0) {
         ar->done = ar->failed = 1;
-        h2o_req_log_error(ar->req, "seam/app", "bad chunked encoding from the app");
+        cmn_log_warn("app %s: bad chunked encoding from the app", ar->target->name);
     }
     if (err != NULL && !ar->done) {
         ar->done = 1;
@@ -412,7 +429,7 @@ static void on_app_read(h2o_socket_t *sock, const char *err)
             ar->keepalive = 0; /* the close is the end of this body */
         } else {
             ar->failed = 1;
-            h2o_req_log_error(ar->req, "seam/app", "the app closed the connection mid-response (%s)", err);
+            cmn_log_warn("app %s: the app closed the connection mid-response (%s)", ar->target->name, err);
         }
     }
     if (!ar->done && ar->ready->size >= SC_APP_BUFFER_HIGH && ar->inflight) {
@@ -429,10 +446,10 @@ static void on_timeout(h2o_timeout_entry_t *entry)
     if (ar->req == NULL)
         return;
     if (!ar->started) {
-        fail_early(ar, 504, "Gateway Timeout", "gateway timeout: the app at %s did not answer in time%s\n", "");
+        fail_early(ar, 504, "timeout", "gateway timeout: the app at %s did not answer in time%s\n", "");
         return;
     }
-    h2o_req_log_error(ar->req, "seam/app", "the app stalled mid-response");
+    cmn_log_warn("app %s: the app stalled mid-response", ar->target->name);
     release_app(ar, 0);
     ar->done = ar->failed = 1;
     send_ready(ar);
@@ -450,9 +467,9 @@ static void on_app_written(h2o_socket_t *sock, const char *err)
     h2o_buffer_consume(&ar->upload, ar->upload->size);
     if (err != NULL) {
         if (!ar->started) {
-            fail_early(ar, 502, "Bad Gateway", "bad gateway: the app at %s closed the connection (%s)\n", err);
+            fail_early(ar, 502, "app-closed", "bad gateway: the app at %s closed the connection (%s)\n", err);
         } else if (!ar->done) { /* it answered, then went away before taking the whole body */
-            h2o_req_log_error(ar->req, "seam/app", "the app closed the connection while the request body was sent (%s)", err);
+            cmn_log_warn("app %s: the app closed the connection while the request body was sent (%s)", ar->target->name, err);
             release_app(ar, 0);
             ar->done = ar->failed = 1;
             send_ready(ar);
@@ -471,12 +488,19 @@ static void on_app_written(h2o_socket_t *sock, const char *err)
         release_app(ar, ar->keepalive && !ar->failed); /* the answer finished first: now the connection is free */
 }
 
+static void append_upload(sc_appreq_t *ar, const char *bytes, size_t len)
+{
+    h2o_iovec_t room = h2o_buffer_reserve(&ar->upload, len);
+    memcpy(room.base, bytes, len);
+    ar->upload->size += len;
+}
+
 /* Writes the next piece of the request body (what the client has sent so far), framed for the app. */
 static void send_body(sc_appreq_t *ar)
 {
     if (ar->writing || ar->body_queued || ar->sock == NULL || ar->req == NULL)
         return;
-    sc_front_body_t *body = sc_front_req_body(ar->req);
+    sc_http_body_t *body = &ar->req->body;
     size_t n = body->buf->size < SC_APP_UPLOAD_CHUNK ? body->buf->size : SC_APP_UPLOAD_CHUNK;
     if (n != 0) {
         char size[24];
@@ -489,13 +513,22 @@ static void send_body(sc_appreq_t *ar)
             memcpy(ar->upload->bytes + ar->upload->size, "\r\n", 2);
             ar->upload->size += 2;
         }
-        sc_front_body_consume(ar->req, n);
+        sc_exchange_consume(ar->req, n);
     }
     if (body->buf->size == 0 && body->complete) {
         if (ar->body_chunked) {
-            h2o_iovec_t room = h2o_buffer_reserve(&ar->upload, 5);
-            memcpy(room.base, "0\r\n\r\n", 5);
-            ar->upload->size += 5;
+            /* the last chunk, and the client's trailers in its trailer section */
+            append_upload(ar, "0\r\n", 3);
+            for (size_t i = 0; i != body->trailers.size; ++i) {
+                const sc_http_field_t *f = &body->trailers.entries[i];
+                if (sc_forward_drop_header((sc_slice_t){f->name.base, f->name.len}, (sc_slice_t){NULL, 0}))
+                    continue;
+                append_upload(ar, f->name.base, f->name.len);
+                append_upload(ar, ": ", 2);
+                append_upload(ar, f->value.base, f->value.len);
+                append_upload(ar, "\r\n", 2);
+            }
+            append_upload(ar, "\r\n", 2);
         }
         ar->body_queued = 1;
     } else if (body->buf->size == 0 && body->failed && n == 0) {
@@ -519,35 +552,36 @@ static void on_body_change(void *data)
 }
 
 /* The request head as the app gets it: the client's headers minus hop-by-hop ones, plus Host and the body length. */
-static h2o_iovec_t request_head(h2o_req_t *req)
+static h2o_iovec_t request_head(sc_exchange_t *req)
 {
     sc_slice_t connection = {NULL, 0};
-    ssize_t ci = h2o_find_header(&req->headers, H2O_TOKEN_CONNECTION, -1);
+    ssize_t ci = sc_http_fields_find(&req->headers, H2O_STRLIT("connection"), -1);
     if (ci != -1)
         connection = (sc_slice_t){req->headers.entries[ci].value.base, req->headers.entries[ci].value.len};
     size_t cap = req->method.len + req->path.len + req->authority.len + 256;
     for (size_t i = 0; i != req->headers.size; ++i)
-        cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+        cap += req->headers.entries[i].name.len + req->headers.entries[i].value.len + 4;
     char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf;
 #define APPEND(b, l) (memcpy(p, (b), (l)), p += (l))
     APPEND(req->method.base, req->method.len);
     APPEND(" ", 1);
     APPEND(req->path.base, req->path.len);
     APPEND(" HTTP/1.1\r\nhost: ", 17);
-    APPEND(req->authority.base, req->authority.len);
+    if (req->authority.base != NULL)
+        APPEND(req->authority.base, req->authority.len);
     APPEND("\r\n", 2);
     for (size_t i = 0; i != req->headers.size; ++i) {
-        const h2o_header_t *h = &req->headers.entries[i];
-        sc_slice_t name = {h->name->base, h->name->len};
+        const sc_http_field_t *h = &req->headers.entries[i];
+        sc_slice_t name = {h->name.base, h->name.len};
         if ((!slice_is(name, SC_XFCC_HEADER) && sc_forward_drop_header(name, connection)) ||
             slice_is(name, "x-forwarded-proto") || slice_is(name, "expect"))
             continue; /* the x-forwarded-client-cert left in req is the one this sidecar wrote */
-        APPEND(h->name->base, h->name->len);
+        APPEND(h->name.base, h->name.len);
         APPEND(": ", 2);
         APPEND(h->value.base, h->value.len);
         APPEND("\r\n", 2);
     }
-    sc_front_body_t *body = sc_front_req_body(req);
+    sc_http_body_t *body = &req->body;
     if (body->expected && body->length != UINT64_MAX)
         p += sprintf(p, "content-length: %llu\r\n", (unsigned long long)body->length);
     else if (body->expected)
@@ -556,7 +590,7 @@ static h2o_iovec_t request_head(h2o_req_t *req)
     APPEND("x-forwarded-proto: https\r\n", 26);
     struct sockaddr_storage peer;
     char ip[INET6_ADDRSTRLEN] = "";
-    socklen_t peer_len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&peer);
+    socklen_t peer_len = sc_exchange_peername(req, (struct sockaddr *)&peer, sizeof(peer));
     if (peer_len != 0 && peer.ss_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, ip, sizeof(ip));
     else if (peer_len != 0 && peer.ss_family == AF_INET6)
@@ -571,7 +605,7 @@ static h2o_iovec_t request_head(h2o_req_t *req)
 /* The connection is ready: send the request. */
 static void start_exchange(sc_appreq_t *ar)
 {
-    sc_front_body_t *body = sc_front_req_body(ar->req);
+    sc_http_body_t *body = &ar->req->body;
     h2o_iovec_t head = request_head(ar->req);
     ar->sock = ar->conn->sock;
     ar->body_chunked = body->expected && body->length == UINT64_MAX;
@@ -600,7 +634,7 @@ static void on_app_connect(h2o_socket_t *sock, const char *err)
         conn_close(conn);
         if (ar != NULL) {
             ar->conn = NULL;
-            fail_early(ar, 503, "Service Unavailable", "service unavailable: the app at %s is unreachable (%s)\n", err);
+            fail_early(ar, 503, "app-unreachable", "service unavailable: the app at %s is unreachable (%s)\n", err);
         }
         return;
     }
@@ -617,7 +651,7 @@ static void connect_for(sc_appreq_t *ar)
     sc_app_pool_t *pool = ar->target->pool;
     h2o_socket_t *sock = h2o_socket_connect(pool->loop, (struct sockaddr *)&pool->addr, pool->addr_len, on_app_connect);
     if (sock == NULL) {
-        fail_early(ar, 503, "Service Unavailable", "service unavailable: the app at %s is unreachable (%s)\n",
+        fail_early(ar, 503, "app-unreachable", "service unavailable: the app at %s is unreachable (%s)\n",
                    "connection failed");
         return;
     }
@@ -632,21 +666,21 @@ static void connect_for(sc_appreq_t *ar)
     arm_timeout(ar);
 }
 
-void sc_app_forward(h2o_req_t *req, const sc_app_target_t *target)
+void sc_app_forward(sc_exchange_t *req, const sc_app_target_t *target)
 {
     sc_appreq_t *ar = h2o_mem_alloc_shared(&req->pool, sizeof(*ar), on_dispose);
     memset(ar, 0, sizeof(*ar));
-    ar->super.proceed = on_proceed;
-    ar->super.stop = on_stop;
+    req->ops = &appreq_ops;
+    req->data = ar;
+    req->log.app_protocol = "http/1.1";
     ar->req = req;
     ar->target = target;
     ar->timeout.cb = on_timeout;
     h2o_buffer_init(&ar->ready, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&ar->sending, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&ar->upload, &h2o_socket_buffer_prototype);
-    sc_front_body_t *body = sc_front_req_body(req);
-    body->on_change = on_body_change;
-    body->data = ar;
+    req->body.on_change = on_body_change;
+    req->body.data = ar;
 
     sc_app_pool_t *pool = target->pool;
     if ((ar->conn = pool_take(pool)) != NULL) {

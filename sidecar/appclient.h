@@ -5,6 +5,8 @@
 #define H2O_USE_LIBUV 1
 #include <h2o.h>
 
+#include "sidecar/http/exchange.h"
+
 #define SC_APP_BUFFER_HIGH (256 * 1024) /* response bytes buffered before the app's socket stops being read */
 #define SC_APP_BUFFER_LOW (64 * 1024)   /* ... and resumed below this */
 #define SC_APP_HEAD_MAX (64 * 1024)     /* largest response head accepted from the app */
@@ -46,7 +48,7 @@ typedef struct st_sc_app_target_t {
 
 /*
  * Sends req (method, path, the headers as they stand now) to the app over
- * HTTP/1.1, then its body as the client sends it (sc_front_body_t: with its
+ * HTTP/1.1, then its body as the client sends it (with its
  * content-length, or chunked when the length is unknown), and streams the
  * answer back. The response is read
  * from the app only as fast as the client takes it: past SC_APP_BUFFER_HIGH
@@ -56,6 +58,6 @@ typedef struct st_sc_app_target_t {
  * stays silent past the timeout. Connections whose response was complete and
  * not marked close go back to the pool. target must outlive the request.
  */
-void sc_app_forward(h2o_req_t *req, const sc_app_target_t *target);
+void sc_app_forward(sc_exchange_t *req, const sc_app_target_t *target);
 
 #endif

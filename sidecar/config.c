@@ -38,7 +38,12 @@ const char sc_config_usage[] =
     "  --admin-allow-remote   allow a non-loopback admin address\n"
     "  --routes FILE          outbound routes (JSON); turns the outbound listener on\n"
     "  --outbound ADDR        plain HTTP/1.1 + h2c listener for the app (default " SC_DEFAULT_OUTBOUND "; \"off\")\n"
-    "  --upstream-timeout DUR time to the upstream's response headers, then 504 (default 15s)\n"
+    "  --upstream-timeout DUR time to the upstream's response headers, then 504 (default 15s; a shorter\n"
+    "                         grpc-timeout is the request's deadline)\n"
+    "  --stream-idle-timeout DUR  after the response headers, no byte either way for this long ends a\n"
+    "                         stream (default 5m: long gRPC streams live on)\n"
+    "  --app-protocol P       auto (HTTP/1.1 for requests the app sent as HTTP/1.x, h2c for the rest),\n"
+    "                         http1 or h2c (default auto)\n"
     "  --upstream-idle-timeout DUR  idle mesh connections close after this (default 60s)\n"
     "  --transparent          route connections the iptables rules redirected by their original destination\n"
     "Behaviour:\n"
@@ -79,6 +84,8 @@ static const sc_option_t options[] = {
     NUM_OPT("upstream-timeout", OPT_DURATION, upstream_timeout_ms),
     NUM_OPT("app-timeout", OPT_DURATION, app_timeout_ms),
     NUM_OPT("upstream-idle-timeout", OPT_DURATION, upstream_idle_timeout_ms),
+    NUM_OPT("stream-idle-timeout", OPT_DURATION, stream_idle_timeout_ms),
+    STR_OPT("app-protocol", app_protocol),
     STR_OPT("admin", admin),
     NUM_OPT("admin-allow-remote", OPT_BOOL, admin_allow_remote),
     STR_OPT("policy", policy),
@@ -101,6 +108,8 @@ void sc_config_defaults(sc_config_t *cfg)
     cfg->upstream_timeout_ms = SC_DEFAULT_UPSTREAM_TIMEOUT_MS;
     cfg->app_timeout_ms = SC_DEFAULT_APP_TIMEOUT_MS;
     cfg->upstream_idle_timeout_ms = SC_DEFAULT_UPSTREAM_IDLE_MS;
+    cfg->stream_idle_timeout_ms = SC_DEFAULT_STREAM_IDLE_MS;
+    snprintf(cfg->app_protocol, sizeof(cfg->app_protocol), "auto");
     cfg->bundle_refresh_ms = 5 * 60 * 1000;
 }
 
@@ -420,6 +429,14 @@ int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
         snprintf(err, err_cap, "--app-timeout: must be longer than 0");
         return SC_E_USAGE;
     }
+    if (cfg->stream_idle_timeout_ms <= 0) {
+        snprintf(err, err_cap, "--stream-idle-timeout: must be longer than 0");
+        return SC_E_USAGE;
+    }
+    if (sc_config_app_protocol(cfg) < 0) {
+        snprintf(err, err_cap, "--app-protocol %s: must be auto, http1 or h2c", cfg->app_protocol);
+        return SC_E_USAGE;
+    }
     if (strcmp(cfg->inbound, "off") != 0 && check_addr("inbound", cfg->inbound, err, err_cap) != 0)
         return SC_E_USAGE;
     if (check_addr("app", cfg->app, err, err_cap) != 0 || check_addr("admin", cfg->admin, err, err_cap) != 0)
@@ -430,6 +447,17 @@ int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
         return SC_E_USAGE;
     }
     return 0;
+}
+
+int sc_config_app_protocol(const sc_config_t *cfg)
+{
+    if (strcmp(cfg->app_protocol, "auto") == 0)
+        return SC_APP_PROTOCOL_AUTO;
+    if (strcmp(cfg->app_protocol, "http1") == 0)
+        return SC_APP_PROTOCOL_HTTP1;
+    if (strcmp(cfg->app_protocol, "h2c") == 0)
+        return SC_APP_PROTOCOL_H2C;
+    return -1;
 }
 
 char *sc_config_to_json(const sc_config_t *cfg)

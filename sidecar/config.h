@@ -20,6 +20,7 @@
 #define SC_DEFAULT_UPSTREAM_TIMEOUT_MS 15000
 #define SC_DEFAULT_APP_TIMEOUT_MS 30000
 #define SC_DEFAULT_UPSTREAM_IDLE_MS 60000
+#define SC_DEFAULT_STREAM_IDLE_MS (5 * 60 * 1000)
 #define SC_DEFAULT_TRUST_DOMAIN "cluster.local"
 
 /* Every setting; strings are "" when not given. */
@@ -43,6 +44,8 @@ typedef struct st_sc_config_t {
     int64_t upstream_timeout_ms;
     int64_t app_timeout_ms;
     int64_t upstream_idle_timeout_ms;
+    int64_t stream_idle_timeout_ms;
+    char app_protocol[8]; /* auto, http1 or h2c */
     char admin[SC_ADDR_MAX];
     int admin_allow_remote;
     /* behaviour */
@@ -52,6 +55,11 @@ typedef struct st_sc_config_t {
     int64_t bundle_refresh_ms;
     char config_file[SC_PATH_MAX];
 } sc_config_t;
+
+typedef enum { SC_APP_PROTOCOL_AUTO = 0, SC_APP_PROTOCOL_HTTP1, SC_APP_PROTOCOL_H2C } sc_app_protocol_t;
+
+/* cfg->app_protocol as an sc_app_protocol_t, or -1 when it names none. */
+int sc_config_app_protocol(const sc_config_t *cfg);
 
 typedef enum {
     SC_CONFIG_OK = 0,

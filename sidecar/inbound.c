@@ -22,9 +22,6 @@
 #include "sidecar/error.h"
 #include "sidecar/outbound.h"
 
-/* Request-scoped facts the handler leaves for the logger, under these env names. */
-#define ENV_DECISION "SEAM_DECISION"
-#define ENV_RULE "SEAM_RULE"
 
 /* Per-connection state, found from the h2o socket through sock->on_close.data. */
 typedef struct st_sc_conn_t {
@@ -44,21 +41,11 @@ typedef struct st_sc_conn_t {
     h2o_timeout_entry_t handshake_entry;  /* linked while the handshake runs */
 } sc_conn_t;
 
-typedef struct st_sc_authz_handler_t {
-    h2o_handler_t super;
-    sc_inbound_t *inbound;
-} sc_authz_handler_t;
-
-typedef struct st_sc_access_logger_t {
-    h2o_logger_t super;
-    sc_inbound_t *inbound;
-} sc_access_logger_t;
-
 static const h2o_iovec_t alpn_protocols[] = {{H2O_STRLIT("h2")}, {H2O_STRLIT("http/1.1")}, {NULL, 0}};
 
-static sc_worker_t *worker_of_ctx(h2o_context_t *ctx)
+static sc_worker_t *worker_of_front(sc_front_t *front)
 {
-    return H2O_STRUCT_FROM_MEMBER(sc_worker_t, ctx, ctx);
+    return H2O_STRUCT_FROM_MEMBER(sc_worker_t, front, front);
 }
 
 static sc_worker_t *worker_of_base(sc_worker_base_t *base)
@@ -73,11 +60,6 @@ static sc_conn_t *conn_of_ssl(const SSL *ssl)
     return sock != NULL ? sock->on_close.data : NULL;
 }
 
-static sc_conn_t *conn_of_req(h2o_req_t *req)
-{
-    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
-    return sock != NULL ? sock->on_close.data : NULL;
-}
 
 static void format_peer_addr(const struct sockaddr_storage *sa, char *buf, size_t cap)
 {
@@ -185,10 +167,10 @@ const sc_tls_hooks_t sc_inbound_tls_hooks = {.on_verify = on_tls_verify, .on_inf
 /* Both sides: inbound (server) handshakes report here, outbound (client) ones to outbound.c. */
 const sc_tls_hooks_t sc_sidecar_tls_hooks = {.on_verify = on_tls_verify,
                                              .on_info = on_tls_info,
-                                             .client_expected_id = sc_outbound_expected_id,
-                                             .on_client_verify = sc_outbound_on_verify,
-                                             .on_client_session = sc_outbound_on_session,
-                                             .on_client_info = sc_outbound_on_info};
+                                             .client_expected_id = sc_upstream_expected_id,
+                                             .on_client_verify = sc_upstream_on_verify,
+                                             .on_client_session = sc_upstream_on_session,
+                                             .on_client_info = sc_upstream_on_info};
 
 /* ---- connections ---- */
 
@@ -308,114 +290,145 @@ static int note_stream(sc_conn_t *conn, sc_stream_event_t event)
 
 /* ---- request handling ---- */
 
-static void set_env(h2o_req_t *req, const char *name, size_t name_len, const char *value, size_t value_len)
+static size_t request_header_bytes(const sc_exchange_t *ex)
 {
-    h2o_iovec_t *slot = h2o_req_getenv(req, name, name_len, 1);
-    *slot = h2o_strdup(&req->pool, value, value_len);
-}
-
-static size_t request_header_bytes(h2o_req_t *req)
-{
-    size_t total = req->input.path.len + req->input.authority.len + req->input.method.len;
-    for (size_t i = 0; i != req->headers.size; ++i)
-        total += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    size_t total = ex->path.len + ex->authority.len + ex->method.len;
+    for (size_t i = 0; i != ex->headers.size; ++i)
+        total += ex->headers.entries[i].name.len + ex->headers.entries[i].value.len;
     return total;
 }
 
-static int on_authz_req(h2o_handler_t *self, h2o_req_t *req)
+/* The app refused h2c: the exchange, untouched, goes over HTTP/1.1. */
+static void on_h2c_refused(sc_upstream_env_t *env, sc_exchange_t *ex)
 {
-    sc_worker_t *w = worker_of_ctx(req->conn->ctx);
-    sc_conn_t *conn = conn_of_req(req);
+    sc_worker_t *w = H2O_STRUCT_FROM_MEMBER(sc_worker_t, app_h2, env);
+    sc_app_forward(ex, &w->app_target);
+}
+
+/* Sends an authorized exchange to the app, in the protocol it was sent in by the calling app (or the pinned one). */
+static void forward_to_app(sc_worker_t *w, sc_exchange_t *ex)
+{
+    /* seam-orig-proto: the calling app spoke HTTP/1.x; the mark stops here */
+    int orig_http1 = sc_http_fields_delete_all(&ex->headers, H2O_STRLIT(SC_ORIG_PROTO_HEADER)) != 0 || ex->version < 0x200;
+    int http1 = 0;
+    switch (w->inbound->app_protocol) {
+    case SC_APP_PROTOCOL_HTTP1:
+        if (!orig_http1 && sc_http_fields_find(&ex->headers, H2O_STRLIT("te"), -1) != -1) {
+            ex->log.error = "app-protocol";
+            sc_exchange_reply(ex, 502, "bad gateway: the request needs trailers (te: trailers) and the app speaks "
+                                       "only HTTP/1.1 (--app-protocol http1)\n");
+            return;
+        }
+        http1 = 1;
+        break;
+    case SC_APP_PROTOCOL_H2C:
+        break;
+    default:
+        http1 = orig_http1 || w->app_h2.h2c_refused_until > h2o_now(&w->base.loop);
+        break;
+    }
+    if (http1) {
+        sc_app_forward(ex, &w->app_target);
+        return;
+    }
+    ex->log.app_protocol = "h2c";
+    sc_upstream_forward(&w->app_h2, w->app_up, ex, ex->authority.base != NULL ? ex->authority : w->app_authority,
+                        ex->path);
+}
+
+static void on_request(sc_front_t *front, sc_exchange_t *ex)
+{
+    sc_worker_t *w = worker_of_front(front);
+    sc_conn_t *conn = ex->conn_data;
     sc_policy_verdict_t verdict;
-    ssize_t cursor;
-    (void)self;
 
     if (conn == NULL || conn->peer_id[0] == '\0') {
-        h2o_send_error_generic(req, 403, "Forbidden", "forbidden: the connection has no verified peer identity\n", 0);
-        return 0;
+        sc_exchange_reply(ex, 403, "forbidden: the connection has no verified peer identity\n");
+        return;
     }
     if (note_stream(conn, SC_STREAM_OPENED)) {
-        h2o_send_error_generic(req, 429, "Too Many Requests", "too many requests on this connection\n", 0);
-        return 0;
+        sc_exchange_reply(ex, 429, "too many requests on this connection\n");
+        return;
     }
-    if (request_header_bytes(req) > SC_MAX_REQUEST_HEADER_BYTES) {
-        h2o_send_error_generic(req, 431, "Request Header Fields Too Large", "request headers too large\n", 0);
-        return 0;
+    if (request_header_bytes(ex) > SC_MAX_REQUEST_HEADER_BYTES) {
+        sc_exchange_reply(ex, 431, "request headers too large\n");
+        return;
     }
 
     /* the normalised path (dot segments resolved, no query) is what the policy sees */
-    sc_policy_decide(w->policy, conn->peer_id, strlen(conn->peer_id), req->method.base, req->method.len,
-                     req->path_normalized.base, req->path_normalized.len, &verdict);
+    size_t query_at;
+    size_t *norm_indexes;
+    h2o_iovec_t path = h2o_url_normalize_path(&ex->pool, ex->path.base, ex->path.len, &query_at, &norm_indexes);
+    sc_policy_decide(w->policy, conn->peer_id, strlen(conn->peer_id), ex->method.base, ex->method.len, path.base,
+                     path.len, &verdict);
     sc_metrics_count_decision(&w->metrics, verdict.decision);
-    const char *decision = sc_decision_name(verdict.decision);
-    set_env(req, H2O_STRLIT(ENV_DECISION), decision, strlen(decision));
-    set_env(req, H2O_STRLIT(ENV_RULE), verdict.rule, strlen(verdict.rule));
+    ex->log.decision = sc_decision_name(verdict.decision);
+    ex->log.rule = h2o_strdup(&ex->pool, verdict.rule, SIZE_MAX).base;
 
     if (verdict.decision == SC_DECISION_DENY) {
         char body[CRT_SPIFFE_ID_MAX + 1024];
         snprintf(body, sizeof(body), "forbidden: policy %s denies %s %.*s %.*s (no rule matched: default deny)\n",
-                 sc_policy_source(w->policy), conn->peer_id, (int)req->method.len, req->method.base,
-                 (int)(req->path_normalized.len > 512 ? 512 : req->path_normalized.len), req->path_normalized.base);
-        h2o_send_error_generic(req, 403, "Forbidden", body, 0);
-        return 0;
+                 sc_policy_source(w->policy), conn->peer_id, (int)ex->method.len, ex->method.base,
+                 (int)(path.len > 512 ? 512 : path.len), path.base);
+        sc_exchange_reply(ex, 403, body);
+        return;
     }
 
     /* x-forwarded-client-cert: drop what the client sent, then state what the sidecar verified */
-    while ((cursor = h2o_find_header_by_str(&req->headers, H2O_STRLIT(SC_XFCC_HEADER), -1)) != -1)
-        h2o_delete_header(&req->headers, cursor);
-    h2o_iovec_t xfcc = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("By=")),
+    sc_http_fields_delete_all(&ex->headers, H2O_STRLIT(SC_XFCC_HEADER));
+    h2o_iovec_t xfcc = h2o_concat(&ex->pool, h2o_iovec_init(H2O_STRLIT("By=")),
                                   h2o_iovec_init(conn->tls->spiffe_id, strlen(conn->tls->spiffe_id)),
                                   h2o_iovec_init(H2O_STRLIT(";URI=")), h2o_iovec_init(conn->peer_id, strlen(conn->peer_id)));
-    h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT(SC_XFCC_HEADER), 0, NULL, xfcc.base, xfcc.len);
-
-    sc_app_forward(req, &w->app_target);
-    return 0;
+    sc_http_fields_add_ref(&ex->pool, &ex->headers, h2o_iovec_init(H2O_STRLIT(SC_XFCC_HEADER)), xfcc);
+    forward_to_app(w, ex);
 }
 
 /* ---- access log and request metrics ---- */
 
-static void log_iovec(sc_logline_t *line, const char *key, const h2o_iovec_t *v)
+static void on_log_access(sc_front_t *front, sc_exchange_t *ex)
 {
-    sc_logline_str(line, key, v != NULL ? v->base : NULL, v != NULL ? v->len : 0);
-}
-
-static void on_log_access(h2o_logger_t *_self, h2o_req_t *req)
-{
-    sc_worker_t *w = worker_of_ctx(req->conn->ctx);
-    sc_conn_t *conn = conn_of_req(req);
-    struct timeval end = req->timestamps.response_end_at;
+    sc_worker_t *w = worker_of_front(front);
+    sc_conn_t *conn = ex->conn_data;
+    struct timeval end = ex->response_end_at;
     int completed = end.tv_sec != 0;
-    (void)_self;
 
     if (!completed)
         gettimeofday(&end, NULL);
-    int64_t duration_us = (int64_t)(end.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000000 +
-                          (end.tv_usec - req->timestamps.request_begin_at.tv_usec);
+    int64_t duration_us = (int64_t)(end.tv_sec - ex->begin_at.tv_sec) * 1000000 + (end.tv_usec - ex->begin_at.tv_usec);
     if (duration_us < 0)
         duration_us = 0;
-    sc_metrics_count_request(&w->metrics, req->res.status, (uint64_t)duration_us);
+    sc_metrics_count_request(&w->metrics, ex->status, (uint64_t)duration_us);
 
     /* an h2 stream that ends before its response headers went out was cancelled by the client */
-    if (conn != NULL && req->version >= 0x200 && (req->res.status == 0 || !completed))
+    if (conn != NULL && ex->version >= 0x200 && (ex->status == 0 || !completed))
         note_stream(conn, SC_STREAM_RESET);
 
     sc_logline_t line;
     sc_logline_begin(&line);
-    sc_accesslog_timestamp(&w->accesslog, &line, "ts", &req->timestamps.request_begin_at);
+    sc_accesslog_timestamp(&w->accesslog, &line, "ts", &ex->begin_at);
     sc_logline_cstr(&line, "direction", "inbound");
     sc_logline_cstr(&line, "peer_id", conn != NULL && conn->peer_id[0] != '\0' ? conn->peer_id : NULL);
-    log_iovec(&line, "method", &req->input.method);
-    log_iovec(&line, "authority", &req->input.authority);
-    log_iovec(&line, "path", &req->input.path);
-    sc_logline_cstr(&line, "protocol", req->version >= 0x200 ? "h2" : "http/1.1");
-    sc_logline_int(&line, "status", req->res.status);
-    log_iovec(&line, "decision", h2o_req_getenv(req, H2O_STRLIT(ENV_DECISION), 0));
-    log_iovec(&line, "rule", h2o_req_getenv(req, H2O_STRLIT(ENV_RULE), 0));
+    sc_logline_str(&line, "method", ex->method.base, ex->method.len);
+    sc_logline_str(&line, "authority", ex->authority.base, ex->authority.len);
+    sc_logline_str(&line, "path", ex->path.base, ex->path.len);
+    sc_logline_cstr(&line, "protocol", ex->version >= 0x200 ? "h2" : "http/1.1");
+    sc_logline_cstr(&line, "app_protocol", ex->log.app_protocol);
+    sc_logline_int(&line, "status", ex->status);
+    int grpc_status = sc_exchange_grpc_status(ex);
+    if (grpc_status >= 0)
+        sc_logline_int(&line, "grpc_status", grpc_status);
+    else
+        sc_logline_null(&line, "grpc_status");
+    sc_logline_cstr(&line, "decision", ex->log.decision);
+    sc_logline_cstr(&line, "rule", ex->log.rule);
+    sc_logline_cstr(&line, "error", ex->log.error);
     sc_logline_real(&line, "duration_ms", (double)duration_us / 1000.0);
     sc_logline_cstr(&line, "tls_version", conn != NULL ? conn->tls_version : NULL);
     sc_logline_bool(&line, "resumed", conn != NULL && conn->resumed);
     sc_accesslog_emit(&w->accesslog, &line);
 }
+
+static const sc_front_handler_t front_handler = {.on_request = on_request, .on_log = on_log_access};
 
 /* ---- workers ---- */
 
@@ -484,9 +497,9 @@ int sc_resolve_addr(const char *hostport, struct sockaddr_storage *sa, socklen_t
     return SC_E_ADDRESS;
 }
 
-int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, size_t num_workers,
-                    uint64_t drain_timeout_ms, uint64_t app_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err,
-                    size_t err_cap)
+int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, int app_protocol,
+                    size_t num_workers, uint64_t drain_timeout_ms, uint64_t app_timeout_ms, uint64_t stream_idle_ms,
+                    sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
 {
     socklen_t listen_len;
     char why[256];
@@ -502,23 +515,13 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         return SC_E_ADDRESS;
     }
 
-    h2o_config_init(&in->globalconf);
-    in->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("seam-sidecar"));
-    in->globalconf.max_request_entity_size = SC_MAX_REQUEST_BODY_BYTES;
-    in->globalconf.handshake_timeout = SC_HANDSHAKE_TIMEOUT_MS;
-    in->globalconf.http2.max_concurrent_requests_per_connection = SC_H2_MAX_CONCURRENT_STREAMS;
-    /* longer than the outbound side's idle timeout, so the client closes an idle mesh connection first */
-    in->globalconf.http2.idle_timeout = SC_INBOUND_H2_IDLE_MS;
-    h2o_hostconf_t *hostconf = h2o_config_register_host(&in->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
-    sc_authz_handler_t *handler = (void *)h2o_create_handler(pathconf, sizeof(*handler));
-    handler->super.on_req = on_authz_req;
-    handler->inbound = in;
-    sc_access_logger_t *logger = (void *)h2o_create_logger(pathconf, sizeof(*logger));
-    logger->super.log_access = on_log_access;
-    logger->inbound = in;
-    sc_front_configure_host(hostconf);
-
+    in->app_protocol = app_protocol;
+    char app_host[SC_ADDR_MAX];
+    uint16_t app_port;
+    if (sc_addr_split(app_addr, app_host, sizeof(app_host), &app_port) != 0) {
+        snprintf(err, err_cap, "--app %s: not a host and port", app_addr);
+        return SC_E_ADDRESS;
+    }
     if ((in->workers = calloc(num_workers, sizeof(*in->workers))) == NULL) {
         snprintf(err, err_cap, "out of memory");
         return SC_E_NOMEM;
@@ -529,18 +532,26 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         w->inbound = in;
         sc_worker_base_init(&w->base, &worker_ops, i, drain_timeout_ms);
         w->base.loop.data = w;
-        h2o_context_init(&w->ctx, &w->base.loop, &in->globalconf);
         w->tls = tls;
         sc_tls_addref(tls);
         w->policy = policy;
         sc_policy_addref(policy);
-        sc_front_init(&w->front, &w->ctx, in->globalconf.hosts, 1, 0, SC_H2_MAX_CONCURRENT_STREAMS,
-                      SC_MAX_REQUEST_BODY_BYTES, SC_INBOUND_H2_IDLE_MS);
+        sc_front_init(&w->front, &w->base.loop, &front_handler, w, 1, 0, SC_H2_MAX_CONCURRENT_STREAMS,
+                      SC_MAX_REQUEST_BODY_BYTES, SC_INBOUND_H2_IDLE_MS, "seam-sidecar");
         w->base.front = &w->front;
         h2o_timeout_init(&w->base.loop, &w->handshake_timeout, SC_HANDSHAKE_TIMEOUT_MS);
         sc_app_pool_init(&w->app_pool, &w->base.loop, (struct sockaddr *)&in->app_addr, in->app_addr_len, SC_APP_KEEPALIVE_MS);
         h2o_timeout_init(&w->base.loop, &w->app_timeout, app_timeout_ms);
         w->app_target = (sc_app_target_t){&w->app_pool, &w->app_timeout, in->app_name};
+        /* h2c to the app: the same client as the mesh's, over plain TCP */
+        sc_upstream_env_init(&w->app_h2, &w->base.loop, &w->metrics, NULL, 1, app_timeout_ms, SC_APP_KEEPALIVE_MS,
+                             stream_idle_ms);
+        w->app_h2.on_h2c_refused = on_h2c_refused;
+        if ((w->app_up = sc_upstream_get(&w->app_h2, app_host, app_port, "")) == NULL) {
+            snprintf(err, err_cap, "out of memory");
+            return SC_E_NOMEM;
+        }
+        w->app_authority = h2o_iovec_init(in->app_name, strlen(in->app_name));
         sc_accesslog_init(&w->accesslog, &w->base.loop);
         if (sc_worker_base_listen(&w->base, (struct sockaddr *)&in->listen_addr, on_inbound_connection, why,
                                   sizeof(why)) != 0) {

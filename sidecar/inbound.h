@@ -9,13 +9,14 @@
 #include <uv.h>
 
 #include "sidecar/error.h"
-#include "sidecar/front.h"
+#include "sidecar/http/front.h"
 #include "sidecar/metrics.h"
 #include "sidecar/policy.h"
 #include "sidecar/accesslog.h"
 #include "sidecar/appclient.h"
 #include "sidecar/streamrate.h"
 #include "sidecar/tls.h"
+#include "sidecar/upstream.h"
 #include "sidecar/worker.h"
 
 #define SC_H2_MAX_CONCURRENT_STREAMS 100          /* SETTINGS_MAX_CONCURRENT_STREAMS we honour per connection */
@@ -26,6 +27,7 @@
 #define SC_INBOUND_H2_IDLE_MS 90000               /* an HTTP/2 connection without requests closes after this
                                                      (above the outbound default, SC_DEFAULT_UPSTREAM_IDLE_MS) */
 #define SC_XFCC_HEADER "x-forwarded-client-cert"
+#define SC_ORIG_PROTO_HEADER "seam-orig-proto" /* the calling app spoke HTTP/1.x (set by the outbound side) */
 
 typedef struct st_sc_inbound_t sc_inbound_t;
 
@@ -37,13 +39,15 @@ typedef struct st_sc_inbound_t sc_inbound_t;
  */
 typedef struct st_sc_worker_t {
     sc_worker_base_t base; /* loop, thread, listener, drain; num_conns counts TLS connections */
-    h2o_context_t ctx;
     sc_inbound_t *inbound;
     sc_front_t front;            /* HTTP/2 and HTTP/1.1 over the mesh's TLS */
     h2o_timeout_t handshake_timeout; /* SC_HANDSHAKE_TIMEOUT_MS */
     sc_app_pool_t app_pool;
     h2o_timeout_t app_timeout;   /* no progress from the app for --app-timeout */
     sc_app_target_t app_target;  /* what the app client needs: pool, timeout, name */
+    sc_upstream_env_t app_h2;    /* h2c to the app: pooled, multiplexed */
+    sc_upstream_t *app_up;       /* ... the app's address */
+    h2o_iovec_t app_authority;   /* :authority for a request that came without one */
     sc_policy_t *policy; /* this worker's reference */
     sc_tls_t *tls;       /* this worker's reference: new handshakes use it */
     sc_metrics_t metrics;
@@ -52,7 +56,7 @@ typedef struct st_sc_worker_t {
 } sc_worker_t;
 
 struct st_sc_inbound_t {
-    h2o_globalconf_t globalconf;
+    int app_protocol; /* sc_app_protocol_t */
     struct sockaddr_storage listen_addr;
     struct sockaddr_storage app_addr;
     socklen_t app_addr_len;
@@ -75,9 +79,9 @@ extern const sc_tls_hooks_t sc_sidecar_tls_hooks;
  * SC_E_ADDRESS / SC_E_LISTEN / SC_E_NOMEM
  * with err.
  */
-int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, size_t num_workers,
-                    uint64_t drain_timeout_ms, uint64_t app_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err,
-                    size_t err_cap)
+int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, int app_protocol,
+                    size_t num_workers, uint64_t drain_timeout_ms, uint64_t app_timeout_ms, uint64_t stream_idle_ms,
+                    sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
     __attribute__((warn_unused_result));
 
 /* Starts the worker threads. Returns 0 or SC_E_THREAD. */

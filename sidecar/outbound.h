@@ -12,34 +12,25 @@
 #include "sidecar/accesslog.h"
 #include "sidecar/config.h"
 #include "sidecar/error.h"
-#include "sidecar/front.h"
+#include "sidecar/http/front.h"
 #include "sidecar/metrics.h"
 #include "sidecar/routes.h"
 #include "sidecar/tls.h"
+#include "sidecar/upstream.h"
 #include "sidecar/worker.h"
 
 #define SC_ROUTES_FILE_MAX (4 * 1024 * 1024)   /* largest routes file read */
-#define SC_UPSTREAM_MAX_ADDRS 16               /* addresses kept per upstream name */
-#define SC_UPSTREAM_RESOLVE_MS 30000           /* re-resolve an upstream name this often (on use) */
-#define SC_UPSTREAM_BACKOFF_MIN_MS 500         /* an unreachable address is skipped this long, doubling */
-#define SC_UPSTREAM_BACKOFF_MAX_MS 30000
-#define SC_UPSTREAM_STREAMS_DEFAULT 100        /* streams per connection until the peer's SETTINGS say */
-#define SC_UPSTREAM_STREAM_WINDOW (256 * 1024) /* per-stream receive window: bounds buffered response bytes */
-#define SC_UPSTREAM_CONN_WINDOW (4 * 1024 * 1024) /* connection receive window */
-#define SC_UPSTREAM_WRITE_BATCH (64 * 1024)    /* bytes gathered from nghttp2 per socket write */
 #define SC_ORIGINAL_DST_TEXT_MAX 64            /* "[IPv6]:port" of a redirected connection's original destination */
+#define SC_OUTBOUND_H2_IDLE_MS 10000           /* an h2c connection from the app without requests closes after this */
 
 typedef struct st_sc_outbound_t sc_outbound_t;
 
 /* One outbound worker: its loop, h2o context, listener, upstreams and counters (touched only on its thread). */
 typedef struct st_sc_oworker_t {
     sc_worker_base_t base; /* loop, thread, listener, drain; num_conns counts app connections */
-    h2o_context_t ctx;
     sc_outbound_t *outbound;
     sc_front_t front;               /* HTTP/1.1 and h2c from the app */
-    h2o_timeout_t upstream_timeout; /* --upstream-timeout */
-    h2o_timeout_t idle_timeout;     /* --upstream-idle-timeout */
-    h2o_linklist_t upstreams;       /* sc_upstream_t, created on first use */
+    sc_upstream_env_t mesh;         /* pooled mTLS HTTP/2 connections to the upstreams */
     sc_routes_t *routes;            /* this worker's reference */
     sc_tls_t *tls;                  /* this worker's reference: new mesh connections use it */
     int original_dst_warned; /* --transparent: an unreadable original destination was logged once */
@@ -49,7 +40,6 @@ typedef struct st_sc_oworker_t {
 } sc_oworker_t;
 
 struct st_sc_outbound_t {
-    h2o_globalconf_t globalconf;
     struct sockaddr_storage listen_addr;
     uint64_t upstream_timeout_ms;
     uint64_t idle_timeout_ms;
@@ -58,12 +48,6 @@ struct st_sc_outbound_t {
     size_t num_workers;
     size_t workers_running;
 };
-
-/* The client-side TLS hooks (sc_tls_hooks_t's client_* members) the outbound connections need. */
-const char *sc_outbound_expected_id(SSL *ssl);
-void sc_outbound_on_verify(SSL *ssl, int rc, const crt_verify_result_t *res);
-int sc_outbound_on_session(SSL *ssl, SSL_SESSION *session);
-void sc_outbound_on_info(const SSL *ssl, int where, int ret);
 
 /*
  * Reads and validates a routes file. Returns 0 and a snapshot with one
@@ -97,8 +81,8 @@ const sc_route_t *sc_outbound_route_redirected(const sc_routes_t *routes, const 
  * before returning. Returns 0 or SC_E_ADDRESS / SC_E_LISTEN / SC_E_NOMEM with err.
  */
 int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_workers, uint64_t upstream_timeout_ms,
-                     uint64_t idle_timeout_ms, uint64_t drain_timeout_ms, sc_tls_t *tls, sc_routes_t *routes, char *err,
-                     size_t err_cap) __attribute__((warn_unused_result));
+                     uint64_t idle_timeout_ms, uint64_t stream_idle_ms, uint64_t drain_timeout_ms, sc_tls_t *tls,
+                     sc_routes_t *routes, char *err, size_t err_cap) __attribute__((warn_unused_result));
 
 /*
  * Turns routing by the original destination on or off (--transparent).

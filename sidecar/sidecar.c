@@ -309,9 +309,9 @@ static int start_listeners(sc_sidecar_t *sc)
     char err[1024];
 
     if (strcmp(cfg->inbound, "off") != 0) {
-        if (sc_inbound_init(&sc->inbound, cfg->inbound, cfg->app, (size_t)cfg->threads,
-                            (uint64_t)cfg->drain_timeout_ms, (uint64_t)cfg->app_timeout_ms, sc->tls, sc->policy, err,
-                            sizeof(err)) != 0) {
+        if (sc_inbound_init(&sc->inbound, cfg->inbound, cfg->app, sc_config_app_protocol(cfg), (size_t)cfg->threads,
+                            (uint64_t)cfg->drain_timeout_ms, (uint64_t)cfg->app_timeout_ms,
+                            (uint64_t)cfg->stream_idle_timeout_ms, sc->tls, sc->policy, err, sizeof(err)) != 0) {
             cmn_log_error("%s", err);
             return -1;
         }
@@ -320,7 +320,8 @@ static int start_listeners(sc_sidecar_t *sc)
     if (sc_config_has_outbound(cfg)) {
         if (sc_outbound_init(&sc->outbound, sc_config_outbound_addr(cfg), (size_t)cfg->threads,
                              (uint64_t)cfg->upstream_timeout_ms, (uint64_t)cfg->upstream_idle_timeout_ms,
-                             (uint64_t)cfg->drain_timeout_ms, sc->tls, sc->routes, err, sizeof(err)) != 0) {
+                             (uint64_t)cfg->stream_idle_timeout_ms, (uint64_t)cfg->drain_timeout_ms, sc->tls,
+                             sc->routes, err, sizeof(err)) != 0) {
             cmn_log_error("%s", err);
             return -1;
         }

@@ -11,7 +11,7 @@
 #include <uv.h>
 
 #include "sidecar/error.h"
-#include "sidecar/front.h"
+#include "sidecar/http/front.h"
 #include "sidecar/tls.h"
 
 #define SC_LISTEN_BACKLOG 1024

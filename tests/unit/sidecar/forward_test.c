@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "sidecar/forward.h"
+#include "sidecar/http/forward.h"
 
 static sc_slice_t sl(const char *s)
 {

@@ -7,21 +7,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sidecar/http/exchange.h"
+
 /*
- * h2o 2.2.5's servers read a whole request body before any handler runs, so a
- * 100 MB upload would sit in memory twice (once per sidecar). This front end
- * parses HTTP/1.1 (picohttpparser) and HTTP/2 (nghttp2) itself over h2o
- * sockets and hands the existing handlers ordinary h2o requests, so routing,
- * policy, error pages and access logs stay h2o's; only the body differs: it
- * arrives through sc_front_body_t as the client sends it, and the client is
- * held back (HTTP/2 flow control, or no socket reads) until the handler has
- * passed the bytes on.
+ * h2o 2.2.5's servers read a whole request body before any handler runs and
+ * cannot carry trailers, so Seam serves HTTP itself: HTTP/1.1 with
+ * picohttpparser and HTTP/2 with nghttp2, over h2o's (TLS) sockets. Each
+ * request becomes an sc_exchange_t (exchange.h) handed to the listener's
+ * handler; its body arrives as the client sends it, and the client is held
+ * back (HTTP/2 flow control, or no socket reads) until the handler has
+ * passed the bytes on. Trailers cross both ways.
  */
 
 #define SC_FRONT_BODY_WINDOW (256 * 1024) /* request body bytes buffered per request before the client waits */
 #define SC_FRONT_OUT_LOW (64 * 1024)      /* response bytes queued per request below which the handler gets more */
 #define SC_FRONT_HEAD_MAX (64 * 1024)     /* largest HTTP/1.1 request head; more: 431 */
 #define SC_FRONT_HEADERS_MAX 128          /* header lines in an HTTP/1.1 request head; more: 431 */
+#define SC_FRONT_HEADER_BYTES_MAX (64 * 1024) /* decoded bytes of one HTTP/2 header block (RFC 7541's 32-byte
+                                                  overhead per field counted); more: 431, with no copy made */
 #define SC_FRONT_H1_IDLE_MS 10000         /* HTTP/1.1: the next request (or more of this one) must come within this */
 #define SC_FRONT_H2_CONN_WINDOW (32 * 1024 * 1024) /* HTTP/2 connection receive window: every stream's body
                                                       window fits, so one slow request never stalls the others */
@@ -34,14 +37,27 @@
 
 typedef enum { SC_FRONT_HTTP1 = 1, SC_FRONT_HTTP2 = 2 } sc_front_protocol_t;
 
+typedef struct st_sc_front_t sc_front_t;
+
+/* What a listener does with its requests; both run on the worker's thread. */
+typedef struct st_sc_front_handler_t {
+    /* a request head arrived: take ex (set ex->ops) and answer it with sc_exchange_send()/sc_exchange_reply() */
+    void (*on_request)(sc_front_t *front, sc_exchange_t *ex);
+    /* the exchange ends (answered, or the client went away): write the access log; ex dies after this */
+    void (*on_log)(sc_front_t *front, sc_exchange_t *ex);
+} sc_front_handler_t;
+
 /* One worker's front end: its settings and open connections. Worker thread only. */
-typedef struct st_sc_front_t {
-    h2o_context_t *ctx;         /* borrowed: the worker's h2o context (handlers, loggers, timestamps) */
-    h2o_hostconf_t **hosts;     /* borrowed: NULL-terminated, as h2o_accept_ctx_t has them */
-    int https;                  /* the sockets are TLS: requests get scheme https */
+struct st_sc_front_t {
+    h2o_loop_t *loop;
+    const sc_front_handler_t *handler; /* static */
+    void *data;                 /* the owner's (the worker) */
+    int https;                  /* the sockets are TLS */
     int allow_h2c;              /* an HTTP/1.1 connection that opens with the HTTP/2 preface becomes h2c */
     uint32_t h2_max_streams;    /* SETTINGS_MAX_CONCURRENT_STREAMS */
     uint64_t max_body;          /* request bodies larger than this: 413 (or a reset stream once under way) */
+    const char *server_name;    /* the server header of responses */
+    h2o_timeout_t zero;         /* runs on the loop's next turn */
     h2o_timeout_t h1_idle;      /* SC_FRONT_H1_IDLE_MS */
     h2o_timeout_t h2_idle;      /* an HTTP/2 connection with no open stream closes after this */
     h2o_timeout_t grace;        /* SC_FRONT_SHUTDOWN_GRACE_MS */
@@ -50,24 +66,24 @@ typedef struct st_sc_front_t {
     h2o_linklist_t conns;       /* open connections */
     size_t num_conns;
     int shutting_down;
-} sc_front_t;
+    time_t date_sec;            /* the second date_text was made for */
+    char date_text[32];         /* RFC 1123, for the date header */
+};
 
 /*
- * h2o puts its chunked-encoding filter on every path; the front end frames
- * HTTP/1.1 bodies itself, so it takes the filter off the host's paths. Call
- * once the paths are registered.
+ * Sets up front on loop; handler is static, data the owner's. server_name
+ * must outlive the front end.
  */
-void sc_front_configure_host(h2o_hostconf_t *hostconf);
-
-/* Sets up front on ctx's loop. hosts and ctx are borrowed and must outlive it. */
-void sc_front_init(sc_front_t *front, h2o_context_t *ctx, h2o_hostconf_t **hosts, int https, int allow_h2c,
-                   uint32_t h2_max_streams, uint64_t max_body, uint64_t h2_idle_ms);
+void sc_front_init(sc_front_t *front, h2o_loop_t *loop, const sc_front_handler_t *handler, void *data, int https,
+                   int allow_h2c, uint32_t h2_max_streams, uint64_t max_body, uint64_t h2_idle_ms,
+                   const char *server_name);
 
 /*
  * Serves HTTP on sock (plain, or TLS with the handshake done), speaking
  * protocol. Takes ownership of sock: the front end closes it when the
- * connection ends (sock->on_close stays the caller's; sock->data becomes the
- * front end's). Bytes already in sock->input are read first.
+ * connection ends (sock->on_close stays the caller's, and exchanges find the
+ * caller's record in their conn_data; sock->data becomes the front end's).
+ * Bytes already in sock->input are read first.
  */
 void sc_front_serve(sc_front_t *front, h2o_socket_t *sock, sc_front_protocol_t protocol);
 
@@ -78,29 +94,7 @@ void sc_front_serve(sc_front_t *front, h2o_socket_t *sock, sc_front_protocol_t p
  */
 void sc_front_shutdown(sc_front_t *front);
 
-/*
- * A request body as the client sends it. The handler reads buf, and reports
- * each byte it has passed on with sc_front_body_consume(), which lets the
- * client send more. on_change (set by the handler, may stay NULL) runs after
- * buf grew or complete/failed turned true; never from inside
- * sc_front_body_consume(). Everything here belongs to the request and dies
- * with it.
- */
-typedef struct st_sc_front_body_t {
-    h2o_buffer_t *buf;     /* received bytes not consumed yet */
-    uint64_t length;       /* the declared length (content-length), UINT64_MAX when unknown */
-    uint64_t received;     /* bytes received so far */
-    int expected;          /* the request has a body (it may still turn out empty) */
-    int complete;          /* every byte arrived (buf may still hold the last of them) */
-    int failed;            /* it never will: the client went away, reset the stream or broke the framing */
-    void (*on_change)(void *data);
-    void *data;
-} sc_front_body_t;
-
-/* The body of a request the front end made (every request on the listeners' contexts). */
-sc_front_body_t *sc_front_req_body(h2o_req_t *req);
-
-/* The handler passed n bytes at the start of buf on (n <= buf->size): they leave buf and the window opens. */
-void sc_front_body_consume(h2o_req_t *req, size_t n);
+/* Stops the front end's timers (the loop is closing); every connection must be gone. */
+void sc_front_dispose(sc_front_t *front);
 
 #endif

@@ -3,9 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "common/log.h"
-#include "sidecar/front_conn.h"
+#include "sidecar/http/front_conn.h"
 
 static sc_freq_t *stream_of(nghttp2_session *session, int32_t id)
 {
@@ -13,6 +14,21 @@ static sc_freq_t *stream_of(nghttp2_session *session, int32_t id)
 }
 
 /* ---- output ---- */
+
+/* Sends fields (trailers) as a HEADERS frame; nghttp2 copies them. */
+static void submit_fields(nghttp2_session *session, uint8_t flags, int32_t stream_id, const sc_http_fields_t *fields)
+{
+    nghttp2_nv nva[SC_HTTP_FIELDS_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i != fields->size && n != SC_HTTP_FIELDS_MAX; ++i) {
+        const sc_http_field_t *f = &fields->entries[i];
+        if (sc_front_skip_response_header(&f->name))
+            continue;
+        nva[n++] = (nghttp2_nv){(uint8_t *)f->name.base, (uint8_t *)f->value.base, f->name.len, f->value.len,
+                                NGHTTP2_NV_FLAG_NONE};
+    }
+    nghttp2_submit_headers(session, flags, stream_id, NULL, nva, n, NULL);
+}
 
 /* Response bytes for nghttp2's DATA frames; defers when the handler has not sent more yet. */
 static ssize_t on_read_response(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
@@ -27,6 +43,11 @@ static ssize_t on_read_response(nghttp2_session *session, int32_t stream_id, uin
     }
     if (r->out->size == 0 && r->final && !r->failed) {
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (r->ex.res_trailers.size != 0) {
+            /* the trailing HEADERS end the stream instead of this DATA frame */
+            *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            submit_fields(session, NGHTTP2_FLAG_END_STREAM, stream_id, &r->ex.res_trailers);
+        }
         return (ssize_t)n;
     }
     if (n == 0) {
@@ -68,7 +89,7 @@ void sc_front_h2_flush(sc_fconn_t *conn)
         sc_fconn_flush_socket(conn);
     }
     if (conn->num_streams == 0 && !h2o_timeout_is_linked(&conn->timeout))
-        h2o_timeout_link(conn->front->ctx->loop, &conn->front->h2_idle, &conn->timeout);
+        h2o_timeout_link(conn->front->loop, &conn->front->h2_idle, &conn->timeout);
     if (!nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session) && !conn->writing &&
         conn->wbuf->size == 0)
         sc_fconn_close(conn); /* GOAWAY went both ways or out with no stream left: done */
@@ -94,7 +115,7 @@ static void run_proceeds(sc_fconn_t *conn)
             continue;
         }
         r->want_proceed = 0;
-        h2o_proceed_response(&r->req);
+        r->ex.ops->on_proceed(&r->ex);
     }
     conn->in_callback = 0;
     while (!h2o_linklist_is_empty(&ready)) { /* the connection died under us: leave them unlinked */
@@ -112,56 +133,58 @@ void sc_front_h2_on_written(sc_fconn_t *conn)
     sc_front_h2_flush(conn);
 }
 
-static void submit_response(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+static void submit_response(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state)
 {
-    h2o_req_t *req = &r->req;
-    h2o_iovec_t date;
-    size_t n = 0;
+    sc_exchange_t *ex = &r->ex;
+    size_t n = 0, total = 0;
 
     r->head_sent = 1;
-    req->timestamps.response_start_at = *h2o_get_timestamp(conn->front->ctx, NULL, NULL);
-    r->no_body = req->res.status == 204 || req->res.status == 304 ||
-                 h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"));
-    nghttp2_nv *nva = h2o_mem_alloc_pool(&req->pool, sizeof(*nva) * (req->res.headers.size + 4));
-    char *status = h2o_mem_alloc_pool(&req->pool, 8);
-    snprintf(status, 8, "%03d", req->res.status);
+    gettimeofday(&ex->response_start_at, NULL);
+    r->no_body = ex->status == 204 || ex->status == 304 || h2o_memis(ex->method.base, ex->method.len, H2O_STRLIT("HEAD"));
+    for (size_t i = 0; i != bufcnt; ++i)
+        total += bufs[i].len;
+    /* a complete response without body bytes or trailers ends with its HEADERS (a gRPC trailers-only reply) */
+    int headers_only = r->no_body || (state == SC_SEND_FINAL && total == 0 && ex->res_trailers.size == 0);
+    nghttp2_nv *nva = h2o_mem_alloc_pool(&ex->pool, sizeof(*nva) * (ex->res_headers.size + 4));
+    char *status = h2o_mem_alloc_pool(&ex->pool, 8);
+    snprintf(status, 8, "%03d", ex->status);
 #define NV(nm, nmlen, val, vallen)                                                                                    \
     nva[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), (nmlen), (vallen), NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE}
     NV(":status", 7, status, 3);
-    sc_fconn_date_server(conn, req, &date);
+    h2o_iovec_t date = sc_front_date(conn->front);
+    date = h2o_strdup(&ex->pool, date.base, date.len);
     NV("date", 4, date.base, date.len);
-    NV("server", 6, "seam-sidecar", 12);
-    for (size_t i = 0; i != req->res.headers.size; ++i) {
-        const h2o_header_t *h = &req->res.headers.entries[i];
-        if (!sc_front_skip_response_header(h->name))
-            NV(h->name->base, h->name->len, h->value.base, h->value.len);
+    NV("server", 6, conn->front->server_name, strlen(conn->front->server_name));
+    for (size_t i = 0; i != ex->res_headers.size; ++i) {
+        const sc_http_field_t *f = &ex->res_headers.entries[i];
+        if (!sc_front_skip_response_header(&f->name))
+            NV(f->name.base, f->name.len, f->value.base, f->value.len);
     }
-    size_t length = req->res.content_length;
-    if (length == SIZE_MAX && state == H2O_SEND_STATE_FINAL && !r->no_body) {
-        length = 0;
-        for (size_t i = 0; i != bufcnt; ++i)
-            length += bufs[i].len;
-    }
-    if (length != SIZE_MAX && req->res.status != 204 && req->res.status != 304) {
-        char *clen = h2o_mem_alloc_pool(&req->pool, 24);
-        int len = snprintf(clen, 24, "%zu", length);
+    uint64_t length = ex->res_content_length;
+    if (length == UINT64_MAX && state == SC_SEND_FINAL && !r->no_body && ex->res_trailers.size == 0)
+        length = total;
+    if (length != UINT64_MAX && ex->status != 204 && ex->status != 304 && !(headers_only && length == 0 && sc_exchange_is_grpc(ex))) {
+        char *clen = h2o_mem_alloc_pool(&ex->pool, 24);
+        int len = snprintf(clen, 24, "%llu", (unsigned long long)length);
         NV("content-length", 14, clen, (size_t)len);
     }
 #undef NV
     nghttp2_data_provider prd = {.source = {.ptr = r}, .read_callback = on_read_response};
-    int rc = nghttp2_submit_response(conn->session, r->stream_id, nva, n, r->no_body ? NULL : &prd);
+    int rc = nghttp2_submit_response(conn->session, r->stream_id, nva, n, headers_only ? NULL : &prd);
     if (rc != 0) {
         cmn_log_warn("HTTP/2 stream %d: cannot send the response head: %s", (int)r->stream_id, nghttp2_strerror(rc));
         r->failed = 1;
         nghttp2_submit_rst_stream(conn->session, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_INTERNAL_ERROR);
     }
+    if (headers_only)
+        r->no_body = 1;
 }
 
-void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state)
 {
     sc_fconn_t *conn = r->conn;
     if (r->stream_closed || r->failed) {
-        if (state != H2O_SEND_STATE_IN_PROGRESS)
+        if (state != SC_SEND_MORE)
             r->final = 1;
         return;
     }
@@ -176,10 +199,10 @@ void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_s
             r->out->size += bufs[i].len;
         }
     }
-    if (state == H2O_SEND_STATE_FINAL) {
+    if (state == SC_SEND_FINAL) {
         r->final = 1;
-        r->req.timestamps.response_end_at = *h2o_get_timestamp(conn->front->ctx, NULL, NULL);
-    } else if (state == H2O_SEND_STATE_ERROR) {
+        gettimeofday(&r->ex.response_end_at, NULL);
+    } else if (state == SC_SEND_ERROR) {
         r->final = 1;
         if (!r->failed) {
             r->failed = 1; /* the client must not take a cut response for a whole one */
@@ -211,8 +234,8 @@ static void arm_body_timeout(sc_freq_t *r)
 {
     if (h2o_timeout_is_linked(&r->body_timeout))
         h2o_timeout_unlink(&r->body_timeout);
-    if (!r->body.complete && !r->body.failed && !r->final)
-        h2o_timeout_link(r->conn->front->ctx->loop, &r->conn->front->body_idle, &r->body_timeout);
+    if (!r->ex.body.complete && !r->ex.body.failed && !r->final)
+        h2o_timeout_link(r->conn->front->loop, &r->conn->front->body_idle, &r->body_timeout);
 }
 
 static void on_body_timeout(h2o_timeout_entry_t *entry)
@@ -221,7 +244,7 @@ static void on_body_timeout(h2o_timeout_entry_t *entry)
     sc_fconn_t *conn = r->conn;
     if (conn == NULL || conn->session == NULL || r->stream_closed)
         return;
-    if (r->body.buf->size >= SC_FRONT_BODY_WINDOW) {
+    if (r->ex.body.buf->size >= SC_FRONT_BODY_WINDOW) {
         arm_body_timeout(r); /* the window is full: the handler is the slow one, not the client */
         return;
     }
@@ -249,6 +272,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     sc_freq_t *r = sc_freq_new(conn, 0x200);
+    r->ex.authority = h2o_iovec_init(NULL, 0);
     r->stream_id = frame->hd.stream_id;
     r->body_timeout.cb = on_body_timeout;
     nghttp2_session_set_stream_user_data(session, r->stream_id, r);
@@ -264,33 +288,53 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 {
     sc_freq_t *r = stream_of(session, frame->hd.stream_id);
     (void)flags, (void)user_data;
-    if (r == NULL || r->dispatched)
-        return 0; /* trailers: not passed on (h2o's responses cannot carry them either) */
-    h2o_req_t *req = &r->req;
+    if (r == NULL)
+        return 0;
+    sc_exchange_t *ex = &r->ex;
     const char *n = (const char *)name, *v = (const char *)value;
+    /* the block's decoded size is bounded as it is decoded: HPACK lets a few bytes name a large field */
+    r->header_bytes += namelen + valuelen + 32;
+    if (r->header_bytes > SC_FRONT_HEADER_BYTES_MAX || r->header_fields_too_many) {
+        r->headers_too_large = 1;
+        return 0;
+    }
+    if (r->dispatched) {
+        /* trailers: passed on with the body */
+        if (namelen != 0 && n[0] != ':') {
+            if (ex->body.trailers.size == SC_HTTP_FIELDS_MAX)
+                r->headers_too_large = 1;
+            else
+                sc_http_fields_add(&ex->pool, &ex->body.trailers, n, namelen, v, valuelen);
+        }
+        return 0;
+    }
     if (namelen != 0 && n[0] == ':') {
-        h2o_iovec_t copy = h2o_strdup(&req->pool, v, valuelen);
+        h2o_iovec_t copy = h2o_strdup(&ex->pool, v, valuelen);
         if (namelen == 7 && memcmp(n, ":method", 7) == 0)
-            req->input.method = copy;
+            ex->method = copy;
         else if (namelen == 5 && memcmp(n, ":path", 5) == 0)
-            req->input.path = copy;
+            ex->path = copy;
         else if (namelen == 10 && memcmp(n, ":authority", 10) == 0)
-            req->input.authority = copy;
+            ex->authority = copy;
         return 0; /* :scheme: the front end knows whether it speaks TLS */
     }
     if (namelen == 4 && memcmp(n, "host", 4) == 0) {
-        if (req->input.authority.base == NULL)
-            req->input.authority = h2o_strdup(&req->pool, v, valuelen);
+        if (ex->authority.base == NULL)
+            ex->authority = h2o_strdup(&ex->pool, v, valuelen);
         return 0;
     }
     if (namelen == 14 && memcmp(n, "content-length", 14) == 0) {
         uint64_t len = 0; /* nghttp2 checked it is a number, and will hold the DATA to it */
         for (size_t i = 0; i != valuelen; ++i)
             len = len * 10 + (uint64_t)(v[i] - '0');
-        r->body.length = len;
+        ex->body.length = len;
         return 0;
     }
-    sc_freq_add_header(r, n, namelen, v, valuelen);
+    if (ex->headers.size == SC_HTTP_FIELDS_MAX) {
+        r->header_fields_too_many = 1;
+        return 0;
+    }
+    sc_http_fields_add(&ex->pool, &ex->headers, n, namelen, v, valuelen);
     return 0;
 }
 
@@ -302,23 +346,35 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     if (r == NULL)
         return 0;
     if (frame->hd.type == NGHTTP2_HEADERS && !r->dispatched) {
-        r->body.expected = !end;
-        r->body.complete = end;
-        if (r->req.input.path.base == NULL)
-            r->req.input.path = h2o_iovec_init(H2O_STRLIT("/")); /* CONNECT: the handler refuses it */
-        r->dispatched = 1;
-        if (r->body.length != UINT64_MAX && r->body.length > conn->front->max_body) {
+        r->ex.body.expected = !end;
+        r->ex.body.complete = end;
+        r->header_bytes = 0; /* a trailer block is counted on its own */
+        if (r->ex.path.base == NULL)
+            r->ex.path = h2o_iovec_init(H2O_STRLIT("/")); /* CONNECT: the handler refuses it */
+        if (r->headers_too_large || r->header_fields_too_many) {
             /* answered here, not by a handler; the body that may follow is dropped (on_data_chunk) */
-            r->body.failed = !end;
-            h2o_send_error_generic(&r->req, 413, "Payload Too Large", "payload too large\n", 0);
+            r->dispatched = 1;
+            r->ex.body.failed = !end;
+            sc_exchange_reply(&r->ex, 431, "request headers too large\n");
+            return 0;
+        }
+        if (r->ex.body.length != UINT64_MAX && r->ex.body.length > conn->front->max_body) {
+            r->dispatched = 1;
+            r->ex.body.failed = !end;
+            sc_exchange_reply(&r->ex, 413, "payload too large\n");
             return 0;
         }
         arm_body_timeout(r);
-        h2o_process_request(&r->req);
+        sc_freq_dispatch(r);
         return 0;
     }
-    if (end && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) && !r->body.complete) {
-        r->body.complete = 1;
+    if (frame->hd.type == NGHTTP2_HEADERS && r->headers_too_large && !r->ex.body.complete) {
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+        sc_freq_body_fail(r); /* trailers past the bound: the handler lets go of the next hop */
+        return 0;
+    }
+    if (end && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) && !r->ex.body.complete) {
+        r->ex.body.complete = 1;
         if (h2o_timeout_is_linked(&r->body_timeout))
             h2o_timeout_unlink(&r->body_timeout);
         sc_freq_body_changed(r);
@@ -332,16 +388,16 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     sc_fconn_t *conn = user_data;
     sc_freq_t *r = stream_of(session, stream_id);
     (void)flags;
-    if (r == NULL || r->body.failed || r->final) {
+    if (r == NULL || r->ex.body.failed || r->final) {
         nghttp2_session_consume(session, stream_id, len); /* nobody reads it: give the window back */
         return 0;
     }
-    h2o_iovec_t room = h2o_buffer_reserve(&r->body.buf, len);
+    h2o_iovec_t room = h2o_buffer_reserve(&r->ex.body.buf, len);
     memcpy(room.base, data, len);
-    r->body.buf->size += len;
-    r->body.received += len;
+    r->ex.body.buf->size += len;
+    r->ex.body.received += len;
     arm_body_timeout(r);
-    if (r->body.received > conn->front->max_body) {
+    if (r->ex.body.received > conn->front->max_body) {
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
         sc_freq_body_fail(r);
         return 0;
@@ -355,7 +411,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     sc_freq_t *r = stream_of(session, frame->hd.stream_id);
     (void)user_data;
     /* the response is complete while the client still sends: it need not (RFC 9113 8.1) */
-    if (r != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && !r->body.complete &&
+    if (r != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && !r->ex.body.complete &&
         (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS))
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;
@@ -366,8 +422,8 @@ static void free_stream(sc_fconn_t *conn, sc_freq_t *r)
     h2o_linklist_unlink(&r->stream_link);
     --conn->num_streams;
     r->stream_closed = 1;
-    if (!r->body.complete)
-        r->body.failed = 1; /* no on_change: the handler is stopped next */
+    if (!r->ex.body.complete)
+        r->ex.body.failed = 1; /* no on_change: the handler is stopped next */
     r->conn = NULL;
     sc_freq_free(r);
 }
@@ -381,8 +437,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
         return 0;
     nghttp2_session_set_stream_user_data(session, stream_id, NULL);
     /* body bytes the handler never took still hold the connection window */
-    if (r->body.buf->size != 0)
-        nghttp2_session_consume_connection(session, r->body.buf->size);
+    if (r->ex.body.buf->size != 0)
+        nghttp2_session_consume_connection(session, r->ex.body.buf->size);
     free_stream(conn, r);
     return 0;
 }
@@ -459,7 +515,8 @@ int sc_front_h2_start(sc_fconn_t *conn)
         return -1;
     }
     nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, conn->front->h2_max_streams},
-                                         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, SC_FRONT_BODY_WINDOW}};
+                                         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, SC_FRONT_BODY_WINDOW},
+                                         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, SC_FRONT_HEADER_BYTES_MAX}};
     if (nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings, sizeof(settings) / sizeof(settings[0])) != 0 ||
         nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0, SC_FRONT_H2_CONN_WINDOW) != 0)
         return -1;
@@ -478,7 +535,7 @@ void sc_front_h2_shutdown(sc_fconn_t *conn)
         /* first a notice (RFC 9113 6.8): requests already on their way are still taken */
         nghttp2_submit_shutdown_notice(conn->session);
         conn->goaway_stage = 1;
-        h2o_timeout_link(conn->front->ctx->loop, &conn->front->grace, &conn->grace_entry);
+        h2o_timeout_link(conn->front->loop, &conn->front->grace, &conn->grace_entry);
     } else {
         nghttp2_submit_goaway(conn->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(conn->session),
                               NGHTTP2_NO_ERROR, NULL, 0);

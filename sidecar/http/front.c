@@ -1,13 +1,15 @@
 /* The front end's requests and connections, and its HTTP/1.1 server (picohttpparser over h2o sockets). */
-#include "sidecar/front.h"
+#include "sidecar/http/front.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 
-#include "sidecar/front_conn.h"
+#include "sidecar/http/front_conn.h"
 
 enum { H1_BODY_NONE = 0, H1_BODY_LENGTH, H1_BODY_CHUNKED };
 
@@ -17,113 +19,86 @@ static void h1_linger(sc_fconn_t *conn);
 
 /* ---- requests ---- */
 
-static sc_fconn_t *conn_of(h2o_conn_t *c)
-{
-    return (sc_fconn_t *)c;
-}
-
-static socklen_t on_get_sockname(h2o_conn_t *c, struct sockaddr *sa)
-{
-    return conn_of(c)->sock != NULL ? h2o_socket_getsockname(conn_of(c)->sock, sa) : 0;
-}
-
-static socklen_t on_get_peername(h2o_conn_t *c, struct sockaddr *sa)
-{
-    return conn_of(c)->sock != NULL ? h2o_socket_getpeername(conn_of(c)->sock, sa) : 0;
-}
-
-static h2o_socket_t *on_get_socket(h2o_conn_t *c)
-{
-    return conn_of(c)->sock;
-}
-
-static const h2o_conn_callbacks_t conn_callbacks = {
-    .get_sockname = on_get_sockname, .get_peername = on_get_peername, .get_socket = on_get_socket};
-
-static void on_ostream_send(h2o_ostream_t *ostr, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state);
-
 sc_freq_t *sc_freq_new(sc_fconn_t *conn, int version)
 {
     sc_freq_t *r = h2o_mem_alloc(sizeof(*r));
     memset(r, 0, sizeof(*r));
-    h2o_init_request(&r->req, &conn->super, NULL);
+    sc_exchange_t *ex = &r->ex;
+    h2o_mem_init_pool(&ex->pool);
+    r->front = conn->front;
     r->conn = conn;
-    r->req.version = version;
-    r->req.input.scheme = conn->front->https ? &H2O_URL_SCHEME_HTTPS : &H2O_URL_SCHEME_HTTP;
-    r->req.timestamps.request_begin_at = *h2o_get_timestamp(conn->front->ctx, NULL, NULL);
-    r->ostr.do_send = on_ostream_send;
-    r->req._ostr_top = &r->ostr;
-    r->body.length = UINT64_MAX;
-    h2o_buffer_init(&r->body.buf, &h2o_socket_buffer_prototype);
+    ex->version = version;
+    ex->sock = conn->sock;
+    ex->conn_data = conn->sock->on_close.data;
+    ex->res_content_length = UINT64_MAX;
+    ex->log.grpc_status = -1;
+    gettimeofday(&ex->begin_at, NULL);
+    ex->body.length = UINT64_MAX;
+    h2o_buffer_init(&ex->body.buf, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&r->out, &h2o_socket_buffer_prototype);
     return r;
 }
 
-/* Ends the request for h2o (stops the handler if it is still at work, writes the access log) and frees it. */
+/* Ends the request: stops the handler if it is still at work, writes the access log, frees it. */
 void sc_freq_free(sc_freq_t *r)
 {
+    sc_exchange_t *ex = &r->ex;
     if (h2o_linklist_is_linked(&r->proceed_link))
         h2o_linklist_unlink(&r->proceed_link);
-    r->body.on_change = NULL;
+    ex->body.on_change = NULL;
     if (h2o_timeout_is_linked(&r->body_timeout))
         h2o_timeout_unlink(&r->body_timeout);
-    h2o_dispose_request(&r->req);
-    h2o_buffer_dispose(&r->body.buf);
+    sc_front_t *front = r->front;
+    ex->sock = NULL;
+    if (r->dispatched) {
+        if (!r->final && ex->ops != NULL && ex->ops->on_stop != NULL) {
+            r->final = r->failed = 1; /* no send from here on */
+            ex->ops->on_stop(ex);
+        }
+        front->handler->on_log(front, ex);
+    }
+    h2o_mem_clear_pool(&ex->pool); /* runs the handler's dispose callbacks */
+    h2o_buffer_dispose(&ex->body.buf);
     h2o_buffer_dispose(&r->out);
     free(r);
 }
 
 void sc_freq_body_changed(sc_freq_t *r)
 {
-    if (r->dispatched && r->body.on_change != NULL)
-        r->body.on_change(r->body.data);
+    if (r->dispatched && r->ex.body.on_change != NULL)
+        r->ex.body.on_change(r->ex.body.data);
 }
 
 void sc_freq_body_fail(sc_freq_t *r)
 {
-    if (r->body.complete || r->body.failed)
+    if (r->ex.body.complete || r->ex.body.failed)
         return;
-    r->body.failed = 1;
+    r->ex.body.failed = 1;
     sc_freq_body_changed(r);
 }
 
-/* Adds a request header the way h2o's own servers do: lowercase names, h2o tokens where there is one. */
-int sc_freq_add_header(sc_freq_t *r, const char *name, size_t name_len, const char *value, size_t value_len)
+/* Hands a complete request head to the listener's handler. */
+void sc_freq_dispatch(sc_freq_t *r)
 {
-    h2o_req_t *req = &r->req;
-    char *lname = h2o_mem_alloc_pool(&req->pool, name_len + 1);
-    for (size_t i = 0; i != name_len; ++i)
-        lname[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] + 32) : name[i];
-    lname[name_len] = '\0';
-    h2o_iovec_t v = h2o_strdup(&req->pool, value, value_len);
-    const h2o_token_t *token = h2o_lookup_token(lname, name_len);
-    if (token != NULL)
-        h2o_add_header(&req->pool, &req->headers, token, NULL, v.base, v.len);
-    else
-        h2o_add_header_by_str(&req->pool, &req->headers, lname, name_len, 0, NULL, v.base, v.len);
-    return 0;
-}
-
-sc_front_body_t *sc_front_req_body(h2o_req_t *req)
-{
-    return &((sc_freq_t *)req)->body;
+    r->dispatched = 1;
+    r->front->handler->on_request(r->front, &r->ex);
 }
 
 /* Runs on the loop's next turn: more body may be read now that the handler made room. */
 static void on_resume(h2o_timeout_entry_t *entry);
 
-void sc_front_body_consume(h2o_req_t *req, size_t n)
+void sc_exchange_consume(sc_exchange_t *ex, size_t n)
 {
-    sc_freq_t *r = (sc_freq_t *)req;
+    sc_freq_t *r = (sc_freq_t *)ex;
     sc_fconn_t *conn = r->conn;
     if (n == 0)
         return;
-    h2o_buffer_consume(&r->body.buf, n);
+    h2o_buffer_consume(&ex->body.buf, n);
     if (conn == NULL || conn->sock == NULL)
         return;
     if (conn->protocol == SC_FRONT_HTTP2) {
         sc_front_h2_body_consumed(r, n);
-    } else if (conn->cur == r && !r->body.complete && !conn->reading && r->body.buf->size < SC_FRONT_BODY_WINDOW / 2) {
+    } else if (conn->cur == r && !ex->body.complete && !conn->reading && ex->body.buf->size < SC_FRONT_BODY_WINDOW / 2) {
         sc_fconn_resume_soon(conn); /* read on, but never from inside the handler's own call */
     }
 }
@@ -131,7 +106,7 @@ void sc_front_body_consume(h2o_req_t *req, size_t n)
 void sc_fconn_resume_soon(sc_fconn_t *conn)
 {
     if (!conn->dead && !h2o_timeout_is_linked(&conn->resume_entry))
-        h2o_timeout_link(conn->front->ctx->loop, &conn->front->ctx->zero_timeout, &conn->resume_entry);
+        h2o_timeout_link(conn->front->loop, &conn->front->zero, &conn->resume_entry);
 }
 
 /* ---- connections ---- */
@@ -238,7 +213,7 @@ static void on_written(h2o_socket_t *sock, const char *err)
             sc_freq_t *r = conn->cur;
             if (r != NULL && r->want_proceed && conn->wbuf->size < SC_FRONT_OUT_LOW) {
                 r->want_proceed = 0;
-                h2o_proceed_response(&r->req);
+                r->ex.ops->on_proceed(&r->ex);
             }
             if (!conn->dead && conn->cur != NULL && conn->cur->final && !conn->writing && conn->wbuf->size == 0)
                 h1_handle_input(conn); /* the response is out: finish the request */
@@ -270,7 +245,7 @@ static void on_resume(h2o_timeout_entry_t *entry)
         sc_freq_t *r = conn->cur;
         if (r != NULL && r->want_proceed && !conn->writing) {
             r->want_proceed = 0;
-            h2o_proceed_response(&r->req);
+            r->ex.ops->on_proceed(&r->ex);
         }
         h1_handle_input(conn);
     }
@@ -285,43 +260,56 @@ static void on_grace(h2o_timeout_entry_t *entry)
     sc_fconn_leave(conn);
 }
 
-void sc_fconn_date_server(sc_fconn_t *conn, h2o_req_t *req, h2o_iovec_t *date)
+h2o_iovec_t sc_front_date(sc_front_t *front)
 {
-    h2o_timestamp_t ts;
-    h2o_get_timestamp(conn->front->ctx, &req->pool, &ts);
-    *date = h2o_iovec_init(ts.str->rfc1123, strlen(ts.str->rfc1123));
+    struct timeval tv;
+    gettimeofday(&tv, NULL); /* the loop's clock is monotonic: the wall clock says which day it is */
+    time_t now = tv.tv_sec;
+    if (now != front->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(front->date_text, sizeof(front->date_text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        front->date_sec = now;
+    }
+    return h2o_iovec_init(front->date_text, strlen(front->date_text));
 }
 
-void sc_front_configure_host(h2o_hostconf_t *hostconf)
-{
-    hostconf->fallback_path.filters.size = 0;
-    for (size_t i = 0; i != hostconf->paths.size; ++i)
-        hostconf->paths.entries[i].filters.size = 0;
-}
-
-void sc_front_init(sc_front_t *front, h2o_context_t *ctx, h2o_hostconf_t **hosts, int https, int allow_h2c,
-                   uint32_t h2_max_streams, uint64_t max_body, uint64_t h2_idle_ms)
+void sc_front_init(sc_front_t *front, h2o_loop_t *loop, const sc_front_handler_t *handler, void *data, int https,
+                   int allow_h2c, uint32_t h2_max_streams, uint64_t max_body, uint64_t h2_idle_ms,
+                   const char *server_name)
 {
     memset(front, 0, sizeof(*front));
-    front->ctx = ctx;
-    front->hosts = hosts;
+    front->loop = loop;
+    front->handler = handler;
+    front->data = data;
     front->https = https;
     front->allow_h2c = allow_h2c;
     front->h2_max_streams = h2_max_streams;
     front->max_body = max_body;
-    h2o_timeout_init(ctx->loop, &front->h1_idle, SC_FRONT_H1_IDLE_MS);
-    h2o_timeout_init(ctx->loop, &front->h2_idle, h2_idle_ms);
-    h2o_timeout_init(ctx->loop, &front->grace, SC_FRONT_SHUTDOWN_GRACE_MS);
-    h2o_timeout_init(ctx->loop, &front->linger, SC_FRONT_LINGER_MS);
-    h2o_timeout_init(ctx->loop, &front->body_idle, SC_FRONT_BODY_IDLE_MS);
+    front->server_name = server_name;
+    h2o_timeout_init(loop, &front->zero, 0);
+    h2o_timeout_init(loop, &front->h1_idle, SC_FRONT_H1_IDLE_MS);
+    h2o_timeout_init(loop, &front->h2_idle, h2_idle_ms);
+    h2o_timeout_init(loop, &front->grace, SC_FRONT_SHUTDOWN_GRACE_MS);
+    h2o_timeout_init(loop, &front->linger, SC_FRONT_LINGER_MS);
+    h2o_timeout_init(loop, &front->body_idle, SC_FRONT_BODY_IDLE_MS);
     h2o_linklist_init_anchor(&front->conns);
+}
+
+void sc_front_dispose(sc_front_t *front)
+{
+    h2o_timeout_dispose(front->loop, &front->zero);
+    h2o_timeout_dispose(front->loop, &front->h1_idle);
+    h2o_timeout_dispose(front->loop, &front->h2_idle);
+    h2o_timeout_dispose(front->loop, &front->grace);
+    h2o_timeout_dispose(front->loop, &front->linger);
+    h2o_timeout_dispose(front->loop, &front->body_idle);
 }
 
 void sc_front_serve(sc_front_t *front, h2o_socket_t *sock, sc_front_protocol_t protocol)
 {
-    sc_fconn_t *conn = (sc_fconn_t *)h2o_create_connection(sizeof(*conn), front->ctx, front->hosts,
-                                                           *h2o_get_timestamp(front->ctx, NULL, NULL), &conn_callbacks);
-    memset((char *)conn + sizeof(conn->super), 0, sizeof(*conn) - sizeof(conn->super));
+    sc_fconn_t *conn = h2o_mem_alloc(sizeof(*conn));
+    memset(conn, 0, sizeof(*conn));
     conn->front = front;
     conn->sock = sock;
     conn->protocol = protocol;
@@ -392,7 +380,7 @@ static void h1_refuse(sc_fconn_t *conn, int status, const char *reason, const ch
 int sc_front_skip_response_header(const h2o_iovec_t *name)
 {
     static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-                                        "upgrade",    "content-length"};
+                                        "upgrade",    "content-length", "date", "server"};
     for (size_t i = 0; i != sizeof(names) / sizeof(names[0]); ++i)
         if (h2o_memis(name->base, name->len, names[i], strlen(names[i])))
             return 1;
@@ -404,58 +392,66 @@ static int is_no_body_status(int status)
     return status == 204 || status == 304 || (status >= 100 && status < 200);
 }
 
-static void h1_queue_head(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+static void queue_fields(sc_fconn_t *conn, const sc_http_fields_t *fields)
 {
-    h2o_req_t *req = &r->req;
-    char line[128];
-    h2o_iovec_t date;
-
-    r->head_sent = 1;
-    req->timestamps.response_start_at = *h2o_get_timestamp(conn->front->ctx, NULL, NULL);
-    r->no_body = is_no_body_status(req->res.status) ||
-                 h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"));
-    if (conn->front->shutting_down || conn->closing)
-        req->http1_is_persistent = 0;
-    snprintf(line, sizeof(line), "HTTP/1.1 %03d ", req->res.status);
-    queue_str(conn, line);
-    queue_str(conn, req->res.reason != NULL ? req->res.reason : "OK"); /* the app's, of any length */
-    queue_bytes(conn, "\r\n", 2);
-    sc_fconn_date_server(conn, req, &date);
-    queue_str(conn, "date: ");
-    queue_bytes(conn, date.base, date.len);
-    queue_str(conn, "\r\nserver: seam-sidecar\r\n");
-    for (size_t i = 0; i != req->res.headers.size; ++i) {
-        const h2o_header_t *h = &req->res.headers.entries[i];
-        if (sc_front_skip_response_header(h->name))
+    for (size_t i = 0; i != fields->size; ++i) {
+        const sc_http_field_t *f = &fields->entries[i];
+        if (sc_front_skip_response_header(&f->name))
             continue;
-        queue_bytes(conn, h->name->base, h->name->len);
+        queue_bytes(conn, f->name.base, f->name.len);
         queue_bytes(conn, ": ", 2);
-        queue_bytes(conn, h->value.base, h->value.len);
+        queue_bytes(conn, f->value.base, f->value.len);
         queue_bytes(conn, "\r\n", 2);
     }
-    size_t length = req->res.content_length;
-    if (length == SIZE_MAX && state == H2O_SEND_STATE_FINAL && !r->no_body) {
+}
+
+static void h1_queue_head(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state)
+{
+    sc_exchange_t *ex = &r->ex;
+    char line[128];
+
+    r->head_sent = 1;
+    gettimeofday(&ex->response_start_at, NULL);
+    r->no_body = is_no_body_status(ex->status) || h2o_memis(ex->method.base, ex->method.len, H2O_STRLIT("HEAD"));
+    if (conn->front->shutting_down || conn->closing)
+        r->keepalive = 0;
+    snprintf(line, sizeof(line), "HTTP/1.1 %03d ", ex->status);
+    queue_str(conn, line);
+    if (ex->reason.base != NULL)
+        queue_bytes(conn, ex->reason.base, ex->reason.len); /* the app's, of any length */
+    else
+        queue_str(conn, sc_http_reason_phrase(ex->status));
+    queue_bytes(conn, "\r\n", 2);
+    h2o_iovec_t date = sc_front_date(conn->front);
+    queue_str(conn, "date: ");
+    queue_bytes(conn, date.base, date.len);
+    queue_str(conn, "\r\nserver: ");
+    queue_str(conn, conn->front->server_name);
+    queue_bytes(conn, "\r\n", 2);
+    queue_fields(conn, &ex->res_headers);
+    uint64_t length = ex->res_content_length;
+    if (length == UINT64_MAX && state == SC_SEND_FINAL && !r->no_body && ex->res_trailers.size == 0) {
         length = 0; /* the whole body is here: say how long it is */
         for (size_t i = 0; i != bufcnt; ++i)
             length += bufs[i].len;
     }
-    if (length != SIZE_MAX && req->res.status != 204 && req->res.status != 304) {
-        snprintf(line, sizeof(line), "content-length: %zu\r\n", length);
+    if (length != UINT64_MAX && ex->status != 204 && ex->status != 304) {
+        snprintf(line, sizeof(line), "content-length: %llu\r\n", (unsigned long long)length);
         queue_str(conn, line);
     } else if (!r->no_body) {
-        if (req->version >= 0x101)
+        if (ex->version >= 0x101)
             r->chunked = 1, queue_str(conn, "transfer-encoding: chunked\r\n");
         else
-            req->http1_is_persistent = 0; /* HTTP/1.0: the close ends the body */
+            r->keepalive = 0; /* HTTP/1.0: the close ends the body */
     }
-    if (!req->http1_is_persistent)
+    if (!r->keepalive)
         queue_str(conn, "connection: close\r\n");
-    else if (req->version < 0x101)
+    else if (ex->version < 0x101)
         queue_str(conn, "connection: keep-alive\r\n");
     queue_bytes(conn, "\r\n", 2);
 }
 
-static void h1_send(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+static void h1_send(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state)
 {
     if (!r->head_sent)
         h1_queue_head(conn, r, bufs, bufcnt, state);
@@ -473,14 +469,18 @@ static void h1_send(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bu
                 queue_bytes(conn, "\r\n", 2);
         }
     }
-    if (state == H2O_SEND_STATE_FINAL) {
+    if (state == SC_SEND_FINAL) {
         r->final = 1;
-        if (r->chunked)
-            queue_str(conn, "0\r\n\r\n");
-        r->req.timestamps.response_end_at = *h2o_get_timestamp(conn->front->ctx, NULL, NULL);
-    } else if (state == H2O_SEND_STATE_ERROR) {
+        if (r->chunked) {
+            /* the trailers ride in the last chunk's trailer section; a body with a length has none to carry them */
+            queue_str(conn, "0\r\n");
+            queue_fields(conn, &r->ex.res_trailers);
+            queue_bytes(conn, "\r\n", 2);
+        }
+        gettimeofday(&r->ex.response_end_at, NULL);
+    } else if (state == SC_SEND_ERROR) {
         r->final = r->failed = 1; /* no last chunk: the client sees the response cut, and the connection closes */
-        r->req.http1_is_persistent = 0;
+        r->keepalive = 0;
     } else {
         r->want_proceed = 1;
     }
@@ -489,14 +489,14 @@ static void h1_send(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bu
         sc_fconn_resume_soon(conn); /* nothing to write: the handler still gets its proceed */
 }
 
-/* h2o_send() of any handler lands here. */
-static void on_ostream_send(h2o_ostream_t *ostr, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+void sc_exchange_send(sc_exchange_t *ex, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state)
 {
-    sc_freq_t *r = H2O_STRUCT_FROM_MEMBER(sc_freq_t, ostr, ostr);
+    sc_freq_t *r = (sc_freq_t *)ex;
     sc_fconn_t *conn = r->conn;
-    (void)req;
+    if (r->final)
+        return; /* the exchange stopped (or already ended) */
     if (conn == NULL || conn->dead) {
-        if (state != H2O_SEND_STATE_IN_PROGRESS)
+        if (state != SC_SEND_MORE)
             r->final = 1;
         return; /* the connection is gone; the request is being disposed of */
     }
@@ -506,6 +506,16 @@ static void on_ostream_send(h2o_ostream_t *ostr, h2o_req_t *req, h2o_iovec_t *bu
     else
         h1_send(conn, r, bufs, bufcnt, state);
     sc_fconn_leave(conn);
+}
+
+socklen_t sc_exchange_peername(sc_exchange_t *ex, struct sockaddr *sa, socklen_t cap)
+{
+    struct sockaddr_storage ss;
+    if (ex->sock == NULL || cap < sizeof(ss))
+        return 0;
+    socklen_t len = h2o_socket_getpeername(ex->sock, (struct sockaddr *)&ss);
+    memcpy(sa, &ss, len);
+    return len;
 }
 
 /* ---- HTTP/1.1: requests ---- */
@@ -526,7 +536,7 @@ static void h1_arm_timeout(sc_fconn_t *conn, int on)
     if (h2o_timeout_is_linked(&conn->timeout))
         h2o_timeout_unlink(&conn->timeout);
     if (on)
-        h2o_timeout_link(conn->front->ctx->loop, &conn->front->h1_idle, &conn->timeout);
+        h2o_timeout_link(conn->front->loop, &conn->front->h1_idle, &conn->timeout);
 }
 
 static int slice_is(const char *s, size_t len, const char *lit)
@@ -568,26 +578,28 @@ static int parse_length(const char *v, size_t len, uint64_t *out)
     return 0;
 }
 
-/* A complete request head: build the h2o request and hand it to the handlers. Returns 0, or -1 if refused. */
+/* A complete request head: build the exchange and hand it to the handler. Returns 0, or -1 if refused. */
 static int h1_start_request(sc_fconn_t *conn, const char *method, size_t method_len, const char *path, size_t path_len,
                             int minor, struct phr_header *headers, size_t num_headers, size_t head_len)
 {
     sc_freq_t *r = sc_freq_new(conn, 0x100 | (minor != 0 ? 1 : 0));
-    h2o_req_t *req = &r->req;
+    sc_exchange_t *ex = &r->ex;
     const char *connection = NULL, *expect = NULL;
     size_t connection_len = 0, expect_len = 0;
-    int has_length = 0, chunked = 0, bad = 0;
+    int has_length = 0, chunked = 0, bad = 0, hosts = 0;
     uint64_t length = 0;
 
-    req->input.method = h2o_strdup(&req->pool, method, method_len);
-    req->input.path = h2o_strdup(&req->pool, path, path_len);
+    ex->method = h2o_strdup(&ex->pool, method, method_len);
+    ex->path = h2o_strdup(&ex->pool, path, path_len);
     for (size_t i = 0; i != num_headers; ++i) {
         const struct phr_header *h = &headers[i];
         if (h->name == NULL) {
             bad = 1; /* obsolete line folding */
         } else if (slice_is(h->name, h->name_len, "host")) {
-            if (req->input.authority.base == NULL)
-                req->input.authority = h2o_strdup(&req->pool, h->value, h->value_len);
+            if (hosts++ == 0)
+                ex->authority = h2o_strdup(&ex->pool, h->value, h->value_len);
+            else
+                bad = 1; /* RFC 9112 3.2: a second Host is an error, not a choice */
         } else if (slice_is(h->name, h->name_len, "content-length")) {
             uint64_t n = 0;
             if (parse_length(h->value, h->value_len, &n) != 0 || (has_length && n != length))
@@ -605,14 +617,14 @@ static int h1_start_request(sc_fconn_t *conn, const char *method, size_t method_
         } else {
             if (slice_is(h->name, h->name_len, "connection"))
                 connection = h->value, connection_len = h->value_len;
-            sc_freq_add_header(r, h->name, h->name_len, h->value, h->value_len);
+            sc_http_fields_add(&ex->pool, &ex->headers, h->name, h->name_len, h->value, h->value_len);
         }
     }
     if (connection != NULL)
-        req->http1_is_persistent = !has_token(connection, connection_len, "close") &&
-                                   (minor != 0 || has_token(connection, connection_len, "keep-alive"));
+        r->keepalive = !has_token(connection, connection_len, "close") &&
+                       (minor != 0 || has_token(connection, connection_len, "keep-alive"));
     else
-        req->http1_is_persistent = minor != 0;
+        r->keepalive = minor != 0;
     /* judged now: the head's bytes (which expect points into) go with the consume */
     int expect_continue = expect != NULL && slice_is(expect, expect_len, "100-continue");
     int expect_unknown = expect != NULL && !expect_continue;
@@ -633,51 +645,88 @@ static int h1_start_request(sc_fconn_t *conn, const char *method, size_t method_
         return -1;
     }
     if (chunked) {
-        r->body.expected = 1;
+        ex->body.expected = 1;
         conn->body_kind = H1_BODY_CHUNKED;
         memset(&conn->chunked, 0, sizeof(conn->chunked));
-        conn->chunked.consume_trailer = 1;
+        conn->chunked.consume_trailer = 0; /* the trailer section is parsed here, and passed on */
     } else if (has_length) {
-        r->body.expected = 1;
-        r->body.length = length;
+        ex->body.expected = 1;
+        ex->body.length = length;
         conn->body_kind = H1_BODY_LENGTH;
         conn->body_left = length;
-        r->body.complete = length == 0;
+        ex->body.complete = length == 0;
     } else {
         conn->body_kind = H1_BODY_NONE;
-        r->body.complete = 1;
+        ex->body.complete = 1;
     }
-    if (expect_continue && !r->body.complete && minor != 0) { /* never to HTTP/1.0 (RFC 9110 15.2) */
+    if (expect_continue && !ex->body.complete && minor != 0) { /* never to HTTP/1.0 (RFC 9110 15.2) */
         queue_str(conn, "HTTP/1.1 100 Continue\r\n\r\n");
         sc_fconn_flush_socket(conn);
     }
-    r->dispatched = 1;
-    h2o_process_request(req);
+    sc_freq_dispatch(r);
     return 0;
+}
+
+/*
+ * The trailer section after the last chunk (RFC 9112 7.1.2): its fields
+ * become the body's trailers. Returns 1 when it is complete, 0 when more
+ * input is needed, -1 when it is malformed or too large.
+ */
+static int h1_read_trailers(sc_fconn_t *conn, sc_freq_t *r)
+{
+    h2o_buffer_t **input = &conn->sock->input;
+    struct phr_header fields[SC_HTTP_FIELDS_MAX];
+    size_t num_fields = SC_HTTP_FIELDS_MAX;
+    int rc = phr_parse_headers((*input)->bytes, (*input)->size, fields, &num_fields, 0);
+    if (rc == -2)
+        return (*input)->size >= SC_FRONT_HEAD_MAX ? -1 : 0;
+    if (rc < 0)
+        return -1;
+    for (size_t i = 0; i != num_fields; ++i) {
+        if (fields[i].name == NULL)
+            return -1;
+        sc_http_fields_add(&r->ex.pool, &r->ex.body.trailers, fields[i].name, fields[i].name_len, fields[i].value,
+                           fields[i].value_len);
+    }
+    h2o_buffer_consume(input, (size_t)rc);
+    return 1;
 }
 
 /* Moves body bytes from the socket into the request, as far as its window allows. */
 static void h1_read_body(sc_fconn_t *conn)
 {
     sc_freq_t *r = conn->cur;
+    sc_http_body_t *body = &r->ex.body;
     h2o_buffer_t **input = &conn->sock->input;
-    size_t before = r->body.received;
-    int was_complete = r->body.complete;
+    size_t before = body->received;
+    int was_complete = body->complete;
 
-    while (!r->body.complete && (*input)->size != 0 && r->body.buf->size < SC_FRONT_BODY_WINDOW) {
+    while (!body->complete && (*input)->size != 0 && (conn->in_trailers || body->buf->size < SC_FRONT_BODY_WINDOW)) {
+        if (conn->in_trailers) {
+            int rc = h1_read_trailers(conn, r);
+            if (rc < 0) {
+                sc_fconn_close(conn);
+                return;
+            }
+            if (rc == 0)
+                break;
+            conn->in_trailers = 0;
+            body->complete = 1;
+            break;
+        }
         size_t n = (*input)->size;
-        if (n > SC_FRONT_BODY_WINDOW - r->body.buf->size)
-            n = SC_FRONT_BODY_WINDOW - r->body.buf->size;
+        if (n > SC_FRONT_BODY_WINDOW - body->buf->size)
+            n = SC_FRONT_BODY_WINDOW - body->buf->size;
         if (conn->body_kind == H1_BODY_LENGTH) {
             if (n > conn->body_left)
                 n = (size_t)conn->body_left;
-            h2o_iovec_t room = h2o_buffer_reserve(&r->body.buf, n);
+            h2o_iovec_t room = h2o_buffer_reserve(&body->buf, n);
             memcpy(room.base, (*input)->bytes, n);
-            r->body.buf->size += n;
+            body->buf->size += n;
             h2o_buffer_consume(input, n);
             conn->body_left -= n;
-            r->body.received += n;
-            r->body.complete = conn->body_left == 0;
+            body->received += n;
+            body->complete = conn->body_left == 0;
         } else {
             /* decode in place; a trailing part of the input beyond n waits for the next round */
             size_t total = (*input)->size, decoded = n;
@@ -686,24 +735,24 @@ static void h1_read_body(sc_fconn_t *conn)
                 sc_fconn_close(conn); /* a broken chunk: nothing after it can be trusted */
                 return;
             }
-            h2o_iovec_t room = h2o_buffer_reserve(&r->body.buf, decoded == 0 ? 1 : decoded);
+            h2o_iovec_t room = h2o_buffer_reserve(&body->buf, decoded == 0 ? 1 : decoded);
             memcpy(room.base, (*input)->bytes, decoded);
-            r->body.buf->size += decoded;
-            r->body.received += decoded;
+            body->buf->size += decoded;
+            body->received += decoded;
             /* the undecoded rest of the slice sits after the decoded bytes; the input beyond the slice follows it */
             size_t left = rest >= 0 ? (size_t)rest : 0;
             memmove((*input)->bytes + decoded + left, (*input)->bytes + n, total - n);
             (*input)->size = decoded + left + (total - n);
             h2o_buffer_consume(input, decoded);
             if (rest >= 0)
-                r->body.complete = 1;
+                conn->in_trailers = 1; /* the last chunk: the trailer section follows */
         }
-        if (r->body.received > conn->front->max_body) {
+        if (body->received > conn->front->max_body) {
             sc_fconn_close(conn);
             return;
         }
     }
-    if (r->body.received != before || r->body.complete != was_complete)
+    if (body->received != before || body->complete != was_complete)
         sc_freq_body_changed(r);
 }
 
@@ -716,9 +765,9 @@ static void h1_handle_input(sc_fconn_t *conn)
         sc_freq_t *r = conn->cur;
         if (r != NULL && r->final && !conn->writing && conn->wbuf->size == 0) {
             /* the response is out: the request is done; the connection carries the next one if it may */
-            int keep = r->req.http1_is_persistent && !r->failed && r->body.complete && !conn->front->shutting_down &&
+            int keep = r->keepalive && !r->failed && r->ex.body.complete && !conn->front->shutting_down &&
                        !conn->read_eof;
-            int body_left_unread = !r->body.complete && !r->body.failed;
+            int body_left_unread = !r->ex.body.complete && !r->ex.body.failed;
             conn->cur = NULL;
             r->conn = NULL;
             sc_freq_free(r);
@@ -734,15 +783,15 @@ static void h1_handle_input(sc_fconn_t *conn)
             continue;
         }
         if (r != NULL) {
-            if (!r->body.complete && !r->body.failed) {
+            if (!r->ex.body.complete && !r->ex.body.failed) {
                 h1_read_body(conn);
                 if (conn->dead)
                     return;
             }
             /* the socket stays read while the request is served (stopping and restarting it would cost two
                system calls per request); the next request's bytes wait in the input, one head's worth at most */
-            int want_body = !r->body.complete && r->body.buf->size < SC_FRONT_BODY_WINDOW;
-            h1_set_reading(conn, want_body || (r->body.complete && conn->sock->input->size < SC_FRONT_HEAD_MAX));
+            int want_body = !r->ex.body.complete && (conn->in_trailers || r->ex.body.buf->size < SC_FRONT_BODY_WINDOW);
+            h1_set_reading(conn, want_body || (r->ex.body.complete && conn->sock->input->size < SC_FRONT_HEAD_MAX));
             h1_arm_timeout(conn, want_body);
             return;
         }
@@ -822,7 +871,7 @@ static void h1_linger(sc_fconn_t *conn)
     h2o_buffer_consume(&conn->sock->input, conn->sock->input->size);
     if (h2o_timeout_is_linked(&conn->timeout))
         h2o_timeout_unlink(&conn->timeout);
-    h2o_timeout_link(conn->front->ctx->loop, &conn->front->linger, &conn->timeout);
+    h2o_timeout_link(conn->front->loop, &conn->front->linger, &conn->timeout);
     h1_set_reading(conn, 1);
 }
 
@@ -835,10 +884,10 @@ static void h1_on_read(h2o_socket_t *sock, const char *err)
     if (conn->lingering && err == NULL) {
         h2o_buffer_consume(&sock->input, sock->input->size);
     } else if (err != NULL && !conn->lingering && conn->cur != NULL && conn->cur->dispatched &&
-               conn->cur->body.complete && sc_sockio_peer_half_closed(sock)) {
+               conn->cur->ex.body.complete && sc_sockio_peer_half_closed(sock)) {
         /* the client half-closed after its request (nc -N, some HTTP/1.0 clients): answer it, then close */
         conn->read_eof = 1;
-        conn->cur->req.http1_is_persistent = 0;
+        conn->cur->keepalive = 0;
         h1_set_reading(conn, 0);
     } else if (err != NULL) {
         /* the client went away (or half-closed: HTTP/1.1 clients do not, so the same) */

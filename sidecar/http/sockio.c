@@ -4,7 +4,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include "sidecar/sockio.h"
+#include "sidecar/http/sockio.h"
 
 int sc_sockio_read_spurious(h2o_socket_t *sock, const char *err)
 {

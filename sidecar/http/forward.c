@@ -1,5 +1,5 @@
 /* Pure helpers of the outbound proxy: request target and hop-by-hop headers. */
-#include "sidecar/forward.h"
+#include "sidecar/http/forward.h"
 
 #include <string.h>
 

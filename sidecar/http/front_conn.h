@@ -5,22 +5,22 @@
 #include <nghttp2/nghttp2.h>
 
 #include "common/picohttpparser.h"
-#include "sidecar/front.h"
-#include "sidecar/sockio.h"
+#include "sidecar/http/front.h"
+#include "sidecar/http/sockio.h"
 
 typedef struct st_sc_fconn_t sc_fconn_t;
 
-/* One request; malloc'ed, freed once h2o_dispose_request() ran and the protocol let go of it. */
+/* One request; malloc'ed, freed once the exchange ended and the protocol let go of it. */
 typedef struct st_sc_freq_t {
-    h2o_req_t req;      /* first: sc_front_req_body() casts back */
-    h2o_ostream_t ostr; /* the last output stream: where h2o_send() lands */
-    sc_fconn_t *conn;
-    sc_front_body_t body;
-    int dispatched;     /* handed to h2o_process_request() */
+    sc_exchange_t ex;   /* first: the exchange functions cast back */
+    sc_front_t *front;
+    sc_fconn_t *conn;   /* NULL once the connection let go of it */
+    int dispatched;     /* handed to the handler */
+    int keepalive;      /* HTTP/1.1: the connection may carry the next request */
     int head_sent;      /* the response head is queued */
     int final;          /* the last response bytes are queued (or the response failed) */
     int failed;         /* the response ended in error: the client must see it cut */
-    int want_proceed;   /* the handler waits for h2o_proceed_response() */
+    int want_proceed;   /* the handler waits for its on_proceed */
     int no_body;        /* HEAD, 204, 304: the response has no body */
     int chunked;        /* HTTP/1.1: the response body is chunked */
     /* HTTP/2 */
@@ -31,10 +31,13 @@ typedef struct st_sc_freq_t {
     int deferred;          /* nghttp2 waits for response bytes (NGHTTP2_ERR_DEFERRED) */
     h2o_timeout_entry_t body_timeout; /* linked while the client owes body bytes it may send */
     int stream_closed;     /* nghttp2 closed the stream */
+    int trailers_pending;  /* the body is out; the trailing HEADERS go next */
+    size_t header_bytes;   /* decoded header (or trailer) bytes of the block being received */
+    int headers_too_large; /* ... went over SC_FRONT_HEADER_BYTES_MAX: the stream is answered 431 */
+    int header_fields_too_many; /* more than SC_HTTP_FIELDS_MAX fields: 431 too */
 } sc_freq_t;
 
 struct st_sc_fconn_t {
-    h2o_conn_t super; /* first: requests point here */
     sc_front_t *front;
     h2o_linklist_t link; /* in front->conns */
     h2o_socket_t *sock;
@@ -55,6 +58,7 @@ struct st_sc_fconn_t {
     int body_kind;   /* H1_BODY_* of cur */
     uint64_t body_left;
     struct phr_chunked_decoder chunked;
+    int in_trailers; /* the last chunk came: the trailer section is being read */
     size_t prev_head_len; /* for picohttpparser's incremental parse */
     /* HTTP/2 */
     nghttp2_session *session;
@@ -70,21 +74,22 @@ sc_freq_t *sc_freq_new(sc_fconn_t *conn, int version);
 void sc_freq_free(sc_freq_t *r);
 void sc_freq_body_changed(sc_freq_t *r);
 void sc_freq_body_fail(sc_freq_t *r);
-int sc_freq_add_header(sc_freq_t *r, const char *name, size_t name_len, const char *value, size_t value_len);
+void sc_freq_dispatch(sc_freq_t *r);
 void sc_fconn_flush_socket(sc_fconn_t *conn);
 void sc_fconn_resume_soon(sc_fconn_t *conn);
 void sc_fconn_close(sc_fconn_t *conn);
 void sc_fconn_enter(sc_fconn_t *conn);
 int sc_fconn_leave(sc_fconn_t *conn);
 int sc_front_skip_response_header(const h2o_iovec_t *name);
-void sc_fconn_date_server(sc_fconn_t *conn, h2o_req_t *req, h2o_iovec_t *date);
+h2o_iovec_t sc_front_date(sc_front_t *front);
+void sc_freq_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state);
 
 /* front_h2.c */
 int sc_front_h2_start(sc_fconn_t *conn);
 void sc_front_h2_on_written(sc_fconn_t *conn);
 void sc_front_h2_flush(sc_fconn_t *conn);
 void sc_front_h2_body_consumed(sc_freq_t *r, size_t n);
-void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state);
+void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state);
 void sc_front_h2_shutdown(sc_fconn_t *conn);
 void sc_front_h2_dispose(sc_fconn_t *conn);
 
