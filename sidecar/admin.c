@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "certs/info.h"
+#include "common/log.h"
 #include "common/version.h"
+#include "sidecar/adminguard.h"
 #include "sidecar/sidecar.h"
 
 typedef struct st_sc_admin_handler_t {
@@ -192,6 +194,23 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
     int is_get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
                  h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     int is_post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
+    sc_slice_t method = {req->method.base, req->method.len};
+    /* h2o fills in its default host name when the request had none: that is refused like any foreign name */
+    sc_slice_t host = {req->input.authority.base, req->input.authority.len};
+    int has_origin = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1) != -1;
+    sc_admin_guard_t verdict = sc_admin_guard_check(method, has_origin, host, sc->cfg->admin);
+
+    if (verdict != SC_ADMIN_GUARD_ALLOW) {
+        /* before any handler runs: a page in a browser must not rotate the certificate or learn that it can */
+        size_t len = strlen(sc_admin_guard_message(verdict));
+        char *body = h2o_mem_alloc_pool(&req->pool, len + 2);
+        memcpy(body, sc_admin_guard_message(verdict), len);
+        memcpy(body + len, "\n", 2);
+        cmn_log_warn("admin: a request that changes state was refused (%s): %s", sc_admin_guard_name(verdict),
+                     sc_admin_guard_message(verdict));
+        send_text(req, 403, "Forbidden", body);
+        return 0;
+    }
 
 #define PATH_IS(s) h2o_memis(path.base, path.len, H2O_STRLIT(s))
     if (PATH_IS("/rotate")) {

@@ -38,6 +38,7 @@ const char sc_config_usage[] =
     "  --admin-allow-remote   allow a non-loopback admin address\n"
     "  --routes FILE          outbound routes (JSON); turns the outbound listener on\n"
     "  --outbound ADDR        plain HTTP/1.1 + h2c listener for the app (default " SC_DEFAULT_OUTBOUND "; \"off\")\n"
+    "  --outbound-allow-remote  allow a non-loopback outbound address (whoever reaches it speaks as this pod)\n"
     "  --upstream-timeout DUR time to the upstream's response headers, then 504 (default 15s; a shorter\n"
     "                         grpc-timeout is the request's deadline)\n"
     "  --stream-idle-timeout DUR  after the response headers, no byte either way for this long ends a\n"
@@ -79,6 +80,7 @@ static const sc_option_t options[] = {
     STR_OPT("inbound", inbound),
     STR_OPT("app", app),
     STR_OPT("outbound", outbound),
+    NUM_OPT("outbound-allow-remote", OPT_BOOL, outbound_allow_remote),
     STR_OPT("routes", routes),
     NUM_OPT("transparent", OPT_BOOL, transparent),
     NUM_OPT("upstream-timeout", OPT_DURATION, upstream_timeout_ms),
@@ -421,6 +423,18 @@ int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
         }
         if (check_addr("outbound", cfg->outbound, err, err_cap) != 0)
             return SC_E_USAGE;
+    }
+    /*
+     * The outbound listener takes plain HTTP from anyone who can connect and
+     * sends it on with this pod's certificate: on a reachable address it is
+     * an unauthenticated forwarder that every policy trusts as this pod.
+     */
+    if (sc_config_has_outbound(cfg) && !cfg->outbound_allow_remote &&
+        !sc_addr_is_loopback(sc_config_outbound_addr(cfg))) {
+        snprintf(err, err_cap, "--outbound: %s is not a loopback address (add --outbound-allow-remote to expose it; "
+                               "anyone who reaches it speaks with this pod's identity)",
+                 sc_config_outbound_addr(cfg));
+        return SC_E_USAGE;
     }
 
     if (check_identity(cfg, err, err_cap) != 0)

@@ -39,6 +39,7 @@ typedef struct st_sc_config_t {
     char inbound[SC_ADDR_MAX];
     char app[SC_ADDR_MAX];
     char outbound[SC_ADDR_MAX];
+    int outbound_allow_remote; /* a non-loopback --outbound is refused without it */
     char routes[SC_PATH_MAX];
     int transparent;
     int64_t upstream_timeout_ms;
@@ -85,7 +86,8 @@ int sc_config_apply_json(sc_config_t *cfg, const char *text, size_t len, const c
 
 /*
  * Checks the combination: exactly one complete identity source (static files
- * or seam-ca), unimplemented features refused, admin loopback unless allowed. Returns 0 or SC_E_USAGE with err.
+ * or seam-ca), unimplemented features refused, admin and outbound listeners
+ * on loopback unless allowed. Returns 0 or SC_E_USAGE with err.
  */
 int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap) __attribute__((warn_unused_result));
 

@@ -20,7 +20,7 @@
 #include "sidecar/accesslog.h"
 #include "sidecar/config.h"
 #include "sidecar/error.h"
-#include "sidecar/outbound.h"
+#include "sidecar/pathnorm.h"
 
 
 /* Per-connection state, found from the h2o socket through sock->on_close.data. */
@@ -355,10 +355,23 @@ static void on_request(sc_front_t *front, sc_exchange_t *ex)
         return;
     }
 
-    /* the normalised path (dot segments resolved, no query) is what the policy sees */
-    size_t query_at;
-    size_t *norm_indexes;
-    h2o_iovec_t path = h2o_url_normalize_path(&ex->pool, ex->path.base, ex->path.len, &query_at, &norm_indexes);
+    /* the policy judges the path the app receives: normalised once, forwarded as normalised (pathnorm.h) */
+    h2o_iovec_t path = ex->path;
+    if (!h2o_memis(ex->path.base, ex->path.len, H2O_STRLIT("*"))) {
+        sc_pathnorm_result_t norm;
+        char *out = h2o_mem_alloc_pool(&ex->pool, ex->path.len + 1);
+        int rc = sc_pathnorm_normalise((sc_slice_t){ex->path.base, ex->path.len}, out, ex->path.len + 1, &norm);
+        if (rc != SC_PATHNORM_OK) {
+            char body[256];
+            snprintf(body, sizeof(body), "bad request: the path cannot be normalised safely: %s\n",
+                     sc_pathnorm_error_message(rc));
+            ex->log.error = sc_pathnorm_error_name(rc);
+            sc_exchange_reply(ex, 400, body);
+            return;
+        }
+        ex->path = h2o_iovec_init(out, norm.len);
+        path = h2o_iovec_init(out, norm.path_len);
+    }
     sc_policy_decide(w->policy, conn->peer_id, strlen(conn->peer_id), ex->method.base, ex->method.len, path.base,
                      path.len, &verdict);
     sc_metrics_count_decision(&w->metrics, verdict.decision);

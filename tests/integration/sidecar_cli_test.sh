@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # seam-sidecar's command line: --help, --version, exit codes and one-line errors that
-# name the flag or file, the --config file, and the admin endpoint's loopback rule.
+# name the flag or file, the --config file, and the admin and outbound listeners' loopback rule.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/sidecar_lib.sh"
 cd "$WORK" || exit 1
@@ -44,6 +44,37 @@ run "outbound without routes" 2 "${IDENT[@]}" --outbound 127.0.0.1:15001
 one_line "outbound without routes" "needs --routes"
 run "transparent without the outbound listener" 2 "${IDENT[@]}" --transparent
 one_line "transparent without the outbound listener" "--transparent"
+
+# the outbound listener forwards with the pod's identity: loopback only unless --outbound-allow-remote
+echo "{\"routes\": [{\"host\": \"backend.default.svc\", \"upstream\": \"127.0.0.1:1\", \"identity\": \"$SERVER_ID\"}]}" >routes.json
+run "non-loopback outbound" 2 "${IDENT[@]}" --inbound off --admin 127.0.0.1:$(free_port) --routes routes.json \
+    --outbound 0.0.0.0:$(free_port)
+one_line "non-loopback outbound" "--outbound-allow-remote"
+check_contains "non-loopback outbound: names --outbound" "--outbound: 0.0.0.0:" "$ERR"
+# outbound_serves NAME URL_HOST PORT ARGS...: the sidecar starts and its outbound listener, reached at
+# http://URL_HOST:PORT, answers an unrouted request with 404; then the sidecar is stopped.
+outbound_serves() {
+    local name=$1 host=$2 port=$3 code=000 i
+    shift 3
+    start_bg "outbound-$port" "$SIDECAR" "${IDENT[@]}" --inbound off --admin 127.0.0.1:$(free_port) \
+        --routes routes.json "$@"
+    local pid=$LAST_PID
+    for ((i = 0; i < 100; i++)); do
+        code=$(curl -sg -o /dev/null -w '%{http_code}' --max-time 2 -H 'Host: unrouted.example' "http://$host:$port/")
+        [ "$code" = 404 ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    check "$name: accepted, the outbound listener answers" 404 "$code"
+    stop_pid "$pid"
+}
+P=$(free_port)
+outbound_serves "0.0.0.0 with --outbound-allow-remote" 127.0.0.1 "$P" --outbound "0.0.0.0:$P" --outbound-allow-remote
+P=$(free_port)
+outbound_serves "127.0.0.1" 127.0.0.1 "$P" --outbound "127.0.0.1:$P"
+P=$(free_port)
+outbound_serves "[::1]" "[::1]" "$P" --outbound "[::1]:$P"
+
 echo '{"routes": [{"host": "a", "upstream": "b:1", "identity": "nope"}]}' >bad-routes.json
 run "bad routes file" 1 "${IDENT[@]}" --routes bad-routes.json --inbound off --admin 127.0.0.1:$(free_port) --outbound 127.0.0.1:$(free_port)
 one_line "bad routes file" "routes[0].identity"

@@ -211,6 +211,30 @@ case "$CERTS_JSON" in *PRIVATE*) fail "/certs shows no key" ;; *) pass "/certs s
 check_contains "/config shows flags" "\"threads\": 2" "$(curl -s "http://127.0.0.1:$ADMIN_PORT/config")"
 check_contains "/policy shows the rules" "frontend-reads" "$(curl -s "http://127.0.0.1:$ADMIN_PORT/policy")"
 check "POST /rotate is 501 in static mode" 501 "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$ADMIN_PORT/rotate")"
+# a web page must not change state through the admin endpoint: Origin, or a Host naming something else, is 403
+admin_code() { curl -s -o "$WORK/admin.body" -w '%{http_code}' "$@"; }
+check "POST /rotate from a page (Origin, text/plain, foreign Host): 403" 403 \
+    "$(admin_code -X POST -H 'Origin: http://evil.example' -H 'Content-Type: text/plain' -H 'Host: evil.example' \
+        --data x "http://127.0.0.1:$ADMIN_PORT/rotate")"
+check "... with a one-line body" 1 "$(grep -c . "$WORK/admin.body")"
+check_contains "... naming the reason" "must not carry an Origin header" "$(cat "$WORK/admin.body")"
+check "POST /rotate with Origin alone: 403" 403 \
+    "$(admin_code -X POST -H 'Origin: http://127.0.0.1' "http://127.0.0.1:$ADMIN_PORT/rotate")"
+check "POST /rotate with a rebound Host: 403" 403 \
+    "$(admin_code -X POST -H "Host: evil.example:$ADMIN_PORT" "http://127.0.0.1:$ADMIN_PORT/rotate")"
+check "POST to an unknown path with a rebound Host: 403 too" 403 \
+    "$(admin_code -X POST -H 'Host: evil.example' "http://127.0.0.1:$ADMIN_PORT/nope")"
+NO_HOST=$(python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"POST /rotate HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+print(s.recv(100).split(b" ")[1].decode())' "$ADMIN_PORT")
+check "POST /rotate without a Host: 403" 403 "$NO_HOST"
+check "POST /rotate with Host localhost:OTHER-PORT (a port-forward): 501" 501 \
+    "$(admin_code -X POST -H 'Host: localhost:8080' "http://127.0.0.1:$ADMIN_PORT/rotate")"
+check "GET /certs from a page is still answered" 200 \
+    "$(admin_code -H 'Origin: http://evil.example' -H 'Host: evil.example' "http://127.0.0.1:$ADMIN_PORT/certs")"
+check_contains "the refusal is logged" "admin: a request that changes state was refused (origin)" "$(cat sc.err)"
 check "unknown admin path is 404" 404 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/nope")"
 for f in sc.log sc.err; do
     if grep -q "PRIVATE KEY" "$f"; then fail "no key in $f"; else pass "no key in $f"; fi

@@ -194,6 +194,21 @@ handshakes=$(curl -s "http://127.0.0.1:$IN_ADMIN/metrics" | awk '/^seam_tls_hand
 check "rotations are logged with both serials" 1 "$(grep -c "certificate renewed by seam-ca (credential: certificate): $BACK_ID serial $START_IN -> " backend.err)"
 
 # --- POST /rotate ------------------------------------------------------------------------------
+# rotation_not_due ADMIN_PORT SECONDS: the planned renewal is at least SECONDS away.
+rotation_not_due() {
+    local next
+    next=$(certs_field "$1" next_rotation)
+    [[ $next =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$ ]] && [ "$(date -u -d "$next" +%s)" -ge $(($(date +%s) + $2)) ]
+}
+# a web page's cross-origin POST (a "simple" request, no preflight) is refused and starts no renewal;
+# it is sent while no renewal is due, so a serial change could only be its doing
+wait_for 25 rotation_not_due "$OUT_ADMIN" 6 || fail "a moment with no renewal due" "$(certs_field "$OUT_ADMIN" next_rotation)"
+before=$(certs_field "$OUT_ADMIN" serial)
+check "POST /rotate from a page (Origin, text/plain, foreign Host): 403" 403 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Origin: http://evil.example' -H 'Content-Type: text/plain' \
+        -H 'Host: evil.example' --data x "http://127.0.0.1:$OUT_ADMIN/rotate")"
+sleep 2
+check "... and the serial did not change" "$before" "$(certs_field "$OUT_ADMIN" serial)"
 before=$(certs_field "$OUT_ADMIN" serial)
 check "POST /rotate: 202" 202 "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$OUT_ADMIN/rotate")"
 wait_for 10 serial_is_not "$OUT_ADMIN" "$before"

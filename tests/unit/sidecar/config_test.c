@@ -99,6 +99,13 @@ static void test_checks(void **state)
         {"--cert c --key k --bundle b --routes r.json", NULL},
         {"--cert c --key k --bundle b --routes r.json --outbound off", NULL},
         {"--cert c --key k --bundle b --routes r.json --outbound 127.0.0.1", "not HOST:PORT"},
+        {"--cert c --key k --bundle b --routes r.json --outbound 0.0.0.0:15001", "--outbound-allow-remote"},
+        {"--cert c --key k --bundle b --routes r.json --outbound [::]:15001", "not a loopback address"},
+        {"--cert c --key k --bundle b --routes r.json --outbound 10.0.0.1:15001", "--outbound: 10.0.0.1:15001"},
+        {"--cert c --key k --bundle b --routes r.json --outbound 0.0.0.0:15001 --outbound-allow-remote", NULL},
+        {"--cert c --key k --bundle b --routes r.json --outbound 127.0.0.2:15001", NULL},
+        {"--cert c --key k --bundle b --routes r.json --outbound [::1]:15001", NULL},
+        {"--cert c --key k --bundle b --outbound 0.0.0.0:15001", "needs --routes"},
         {"--cert c --key k --bundle b --routes r.json --inbound off", NULL},
         {"--cert c --key k --bundle b --routes r.json --upstream-timeout 2s --upstream-idle-timeout 500ms", NULL},
         {"--cert c --key k --bundle b --transparent", "needs --routes"},
@@ -141,13 +148,19 @@ static void test_json(void **state)
     static sc_config_t cfg;
     char err[512];
     const char *good = "{\"cert\": \"c.pem\", \"key\": \"k.pem\", \"bundle\": \"b.pem\", \"threads\": 3, "
-                       "\"drain-timeout\": \"2s\", \"admin-allow-remote\": true, \"app\": \"127.0.0.1:9090\"}";
+                       "\"drain-timeout\": \"2s\", \"admin-allow-remote\": true, \"app\": \"127.0.0.1:9090\", "
+                       "\"outbound-allow-remote\": true}";
     sc_config_defaults(&cfg);
     assert_int_equal(sc_config_apply_json(&cfg, good, strlen(good), "c.json", err, sizeof(err)), 0);
     assert_int_equal(cfg.threads, 3);
     assert_int_equal(cfg.drain_timeout_ms, 2000);
     assert_int_equal(cfg.admin_allow_remote, 1);
     assert_string_equal(cfg.app, "127.0.0.1:9090");
+    assert_int_equal(cfg.outbound_allow_remote, 1);
+    char *json = sc_config_to_json(&cfg);
+    assert_non_null(json);
+    assert_non_null(strstr(json, "\"outbound-allow-remote\": true"));
+    free(json);
 
     static const struct {
         const char *text;
