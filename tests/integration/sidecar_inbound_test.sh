@@ -40,6 +40,7 @@ check "/live is 200" 200 "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.
 
 SENT_200=0
 SENT_403=0
+SENT_400=0
 SENT_503=0
 # expect NAME WANT CLIENT PROTO PATH [CURL ARGS...]
 expect() {
@@ -48,7 +49,7 @@ expect() {
     local got
     got=$(code "$who" "$proto" "$URL$path" "$@")
     check "$name" "$want" "$got"
-    case "$got" in 200) SENT_200=$((SENT_200 + 1)) ;; 403) SENT_403=$((SENT_403 + 1)) ;; 503) SENT_503=$((SENT_503 + 1)) ;; esac
+    case "$got" in 200) SENT_200=$((SENT_200 + 1)) ;; 400) SENT_400=$((SENT_400 + 1)) ;; 403) SENT_403=$((SENT_403 + 1)) ;; 503) SENT_503=$((SENT_503 + 1)) ;; esac
 }
 
 # --- allow and deny, both protocols
@@ -57,6 +58,14 @@ check_contains "request reached the app" '"path": "/api/items"' "$(cat body)"
 expect "allowed identity over http/1.1" 200 frontend --http1.1 /api/items
 expect "exact path rule" 200 frontend --http2 /healthz
 expect "exact path does not match a longer one" 403 frontend --http2 /healthz/deep
+# the policy judges the path the app receives: no way past /api/* to a file outside it
+for proto in --http2 --http1.1; do
+    expect "merged slash, then ..: judged and sent as /admin ($proto)" 403 frontend $proto "/api//../admin/secret.txt" --path-as-is
+    expect "encoded slash refused ($proto)" 400 frontend $proto "/api/%2f../admin/secret.txt" --path-as-is
+    expect "escape above the root refused ($proto)" 400 frontend $proto "/api/../../admin/secret.txt" --path-as-is
+    expect "dot segments inside the rule: the app gets the normalised path ($proto)" 200 frontend $proto "/api/./x/../items" --path-as-is
+    check_contains "the app saw /api/items ($proto)" '"path": "/api/items"' "$(cat body)"
+done
 expect "HEAD is listed" 200 frontend --http1.1 /api/items -I
 expect "method outside the rule" 403 frontend --http2 /api/items -X POST
 expect "method outside the rule (http/1.1)" 403 frontend --http1.1 /api/items -X DELETE
@@ -147,7 +156,7 @@ expect "app back" 200 frontend --http2 /api/items
 
 # --- access log
 LINES=$(grep -c '^{' sc.log)
-check "one access-log line per request" "$((SENT_200 + SENT_403 + SENT_503))" "$LINES"
+check "one access-log line per request" "$((SENT_200 + SENT_400 + SENT_403 + SENT_503))" "$LINES"
 LAST=$(grep '"path":"/api/xfcc"' sc.log | head -1)
 for field in ts direction peer_id method authority path protocol status decision rule duration_ms tls_version resumed; do
     check_contains "access log has $field" "\"$field\":" "$LAST"
@@ -192,10 +201,10 @@ check "requests_total{code=403} matches" "$SENT_403" "$(metric 'seam_requests_to
 check "requests_total{code=503} matches" "$SENT_503" "$(metric 'seam_requests_total{direction="inbound",code="503"}')"
 check "authz deny count matches" "$SENT_403" "$(metric 'seam_authz_decisions_total{decision="deny"}')"
 check "authz allow count matches" "$((SENT_200 + SENT_503))" "$(metric 'seam_authz_decisions_total{decision="allow"}')"
-check "histogram count matches" "$((SENT_200 + SENT_403 + SENT_503))" "$(metric 'seam_request_duration_seconds_count{direction="inbound"}')"
+check "histogram count matches" "$((SENT_200 + SENT_400 + SENT_403 + SENT_503))" "$(metric 'seam_request_duration_seconds_count{direction="inbound"}')"
 check "no connection left open" 0 "$(wait_metric 'seam_connections_active{direction="inbound"}' 0)"
 HS=$(($(metric 'seam_tls_handshakes_total{direction="inbound",resumed="false"}') + $(metric 'seam_tls_handshakes_total{direction="inbound",resumed="true"}')))
-[ "$HS" -ge "$((SENT_200 + SENT_403 + SENT_503))" ] && pass "handshakes counted ($HS)" || fail "handshakes counted" "$HS"
+[ "$HS" -ge "$((SENT_200 + SENT_400 + SENT_403 + SENT_503))" ] && pass "handshakes counted ($HS)" || fail "handshakes counted" "$HS"
 
 # --- admin endpoint
 CERTS_JSON=$(curl -s "http://127.0.0.1:$ADMIN_PORT/certs")
