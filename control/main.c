@@ -131,6 +131,26 @@ static int run_token_create(int argc, char **argv)
     return 0;
 }
 
+/* Opens and compacts the join tokens file; logs what compaction did. 0 or -1 (logged). */
+static int open_join_tokens(const char *path, ca_token_store_t **out)
+{
+    ca_token_compaction_t report;
+    char detail[512] = "";
+
+    if (ca_token_store_open(path, time(NULL), out, &report, detail, sizeof(detail)) != 0) {
+        cmn_log_error("--join-tokens %s", detail);
+        return -1;
+    }
+    if (report.failed)
+        cmn_log_warn("--join-tokens %s: not compacted (%s); serving from it as it is", path, detail);
+    else if (report.rewritten)
+        cmn_log_info("--join-tokens %s: compacted from %zu to %zu lines (dropped spent and expired tokens, %zu bad lines)",
+                     path, report.lines_before, report.lines_after, report.bad_lines);
+    if (report.bad_lines != 0 && !report.rewritten)
+        cmn_log_warn("--join-tokens %s: %zu line(s) that are not records skipped", path, report.bad_lines);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
@@ -268,5 +288,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < config.num_dns_names; ++i)
         if (config.dns_names[i][0] == '\0' || strlen(config.dns_names[i]) > 253)
             return usage_error("--dns-name %s: not a DNS name", config.dns_names[i]);
-    return ca_server_run(&config) == 0 ? 0 : EXIT_RUNTIME;
+    if (config.join_tokens_path != NULL && open_join_tokens(config.join_tokens_path, &config.join_tokens) != 0)
+        return EXIT_RUNTIME;
+    int ret = ca_server_run(&config) == 0 ? 0 : EXIT_RUNTIME;
+    ca_token_store_free(config.join_tokens);
+    return ret;
 }

@@ -341,9 +341,9 @@ static int credential_from_join_token(ca_server_t *server, const char *token, si
     int err;
 
     cred->kind = CRED_JOIN_TOKEN;
-    if (server->config->join_tokens_path == NULL)
+    if (server->config->join_tokens == NULL)
         return CA_E_JOIN_TOKEN_DISABLED;
-    err = ca_tokens_peek(server->config->join_tokens_path, token, len, now, cred->proven_id, detail, detail_cap);
+    err = ca_token_store_peek(server->config->join_tokens, token, len, now, cred->proven_id, detail, detail_cap);
     if (err != 0)
         return err;
     ca_token_hash(token, len, hash);
@@ -491,8 +491,8 @@ static void handle_sign(ca_server_t *server, h2o_req_t *req)
     }
     /* A join token is spent before anything is signed, so a crash cannot let it be used twice. */
     if (cred.kind == CRED_JOIN_TOKEN &&
-        (err = ca_tokens_consume(server->config->join_tokens_path, cred.join_token, cred.join_token_len, now,
-                                 cred.proven_id, detail, sizeof(detail))) != 0)
+        (err = ca_token_store_consume(server->config->join_tokens, cred.join_token, cred.join_token_len, now,
+                                      cred.proven_id, detail, sizeof(detail))) != 0)
         goto Exit;
     long ttl = ca_sign_ttl(sign_req.ttl_seconds, server->config->default_ttl, server->config->max_ttl);
     if ((err = ca_journal_new_serial(&server->journal, serial)) != 0 ||
