@@ -39,6 +39,8 @@ static const char usage_text[] =
     "  --serving-ttl DURATION  lifetime of the CA's own certificate, renewed at half-life (default 24h)\n"
     "  --rate-limit N          certificates per identity per minute (default 30)\n"
     "  --rate-burst N          certificates per identity back to back (default 10)\n"
+    "  --bad-credential-limit N  refused credentials per client address per minute (default 60)\n"
+    "  --bad-credential-burst N  refused credentials per client address back to back (default 30)\n"
     "  --idle-timeout DURATION TLS handshake, request and idle timeout (default 10s)\n"
     "  --max-connections N     open connections at most (default 1024)\n"
     "  --help, --version\n";
@@ -166,6 +168,8 @@ int main(int argc, char **argv)
                                          {"dns-name", required_argument, NULL, 'n'},
                                          {"rate-limit", required_argument, NULL, 'r'},
                                          {"rate-burst", required_argument, NULL, 'b'},
+                                         {"bad-credential-limit", required_argument, NULL, 'F'},
+                                         {"bad-credential-burst", required_argument, NULL, 'B'},
                                          {"idle-timeout", required_argument, NULL, 'I'},
                                          {"max-connections", required_argument, NULL, 'C'},
                                          {"serving-ttl", required_argument, NULL, 'S'},
@@ -179,6 +183,8 @@ int main(int argc, char **argv)
                                  .serving_ttl = CA_SERVING_TTL_DEFAULT,
                                  .rate_per_minute = CA_RATE_PER_MINUTE_DEFAULT,
                                  .rate_burst = CA_RATE_BURST_DEFAULT,
+                                 .bad_credential_per_minute = CA_BAD_CREDENTIAL_PER_MINUTE_DEFAULT,
+                                 .bad_credential_burst = CA_BAD_CREDENTIAL_BURST_DEFAULT,
                                  .idle_timeout_ms = CA_DEFAULT_IDLE_TIMEOUT_MS,
                                  .max_connections = CA_MAX_CONNECTIONS_DEFAULT};
     long idle_seconds;
@@ -242,6 +248,14 @@ int main(int argc, char **argv)
             break;
         case 'b':
             if (parse_count("--rate-burst", optarg, 1000000, &config.rate_burst) != 0)
+                return EXIT_USAGE;
+            break;
+        case 'F':
+            if (parse_count("--bad-credential-limit", optarg, 1000000, &config.bad_credential_per_minute) != 0)
+                return EXIT_USAGE;
+            break;
+        case 'B':
+            if (parse_count("--bad-credential-burst", optarg, 1000000, &config.bad_credential_burst) != 0)
                 return EXIT_USAGE;
             break;
         case 'I':

@@ -70,6 +70,7 @@ typedef struct st_ca_server_t {
     ca_jwks_t *jwks;
     ca_journal_t journal;
     ca_ratelimit_t *ratelimit;
+    ca_ratelimit_t *bad_credentials;  /* refused credentials per client address */
 
     SSL_CTX *ssl_ctx;                 /* for new connections; old ones keep theirs */
     time_t serving_not_after;
@@ -290,6 +291,15 @@ static void send_error(h2o_req_t *req, int err, const char *detail)
     send_json(req, ca_error_status(err), json_pack("{s:s, s:s}", "error", ca_error_slug(err), "message", message));
 }
 
+/* The key the client's address is rate-limited under ("?" for an address family we do not know). */
+static void client_key(h2o_req_t *req, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    if (req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) == 0 ||
+        ca_ratelimit_address_key((struct sockaddr *)&ss, buf, cap) != 0)
+        snprintf(buf, cap, "?");
+}
+
 static void peer_name(h2o_req_t *req, char *buf, size_t cap)
 {
     struct sockaddr_storage ss;
@@ -459,12 +469,21 @@ static void handle_sign(ca_server_t *server, h2o_req_t *req)
     X509 *cert = NULL;
     unsigned char serial[CRT_SERIAL_LEN];
     char detail[DETAIL_MAX] = "", peer[NI_MAXHOST + 16], serial_hex[2 * CRT_SERIAL_LEN + 1], nb[32], na[32];
+    char client[CA_RATE_ADDRESS_KEY_MAX];
     char *leaf_pem = NULL;
     size_t leaf_len = 0;
     time_t now = time(NULL);
     int err;
 
     peer_name(req, peer, sizeof(peer));
+    client_key(req, client, sizeof(client));
+    /* An address whose credentials keep failing is turned away before any parsing, lookup or signature check. */
+    if (!ca_ratelimit_allows(server->bad_credentials, client, uv_now(&server->loop))) {
+        snprintf(detail, sizeof(detail), "%s: more than %u per minute, %u at once", client,
+                 server->config->bad_credential_per_minute, server->config->bad_credential_burst);
+        err = CA_E_TOO_MANY_BAD_CREDENTIALS;
+        goto Exit;
+    }
     if (req->entity.len > CA_BODY_MAX) {
         snprintf(detail, sizeof(detail), "%zu bytes, at most %d", req->entity.len, CA_BODY_MAX);
         err = CA_E_BODY_TOO_LARGE;
@@ -474,8 +493,12 @@ static void handle_sign(ca_server_t *server, h2o_req_t *req)
         goto Exit;
     if ((err = ca_sign_check_csr(sign_req.csr_pem, sign_req.csr_len, server->config->trust_domain, &csr)) != 0)
         goto Exit;
-    if ((err = find_credential(server, req, now, &cred, detail, sizeof(detail))) != 0)
+    if ((err = find_credential(server, req, now, &cred, detail, sizeof(detail))) != 0) {
+        /* Only refusals are charged; a table full of other addresses leaves this one untracked. */
+        if (ca_error_status(err) == 401)
+            (void)ca_ratelimit_take(server->bad_credentials, client, uv_now(&server->loop));
         goto Exit;
+    }
     if ((err = ca_sign_check_identity(csr.spiffe_id, cred.proven_id)) != 0) {
         snprintf(detail, sizeof(detail), "the CSR asks for %s, the %s proves %s", csr.spiffe_id,
                  credential_names[cred.kind], cred.proven_id);
@@ -825,7 +848,9 @@ int ca_server_run(const ca_server_config_t *config)
     }
     if (server->journal.corrupt_lines != 0)
         cmn_log_warn("journal %s: %zu corrupt line(s) skipped", config->journal_path, server->journal.corrupt_lines);
-    if ((server->ratelimit = ca_ratelimit_new(config->rate_per_minute, config->rate_burst, CA_RATE_MAX_IDENTITIES)) == NULL) {
+    if ((server->ratelimit = ca_ratelimit_new(config->rate_per_minute, config->rate_burst, CA_RATE_MAX_IDENTITIES)) == NULL ||
+        (server->bad_credentials = ca_ratelimit_new(config->bad_credential_per_minute, config->bad_credential_burst,
+                                                    CA_RATE_MAX_ADDRESSES)) == NULL) {
         cmn_log_error("out of memory");
         goto Exit;
     }
@@ -919,6 +944,7 @@ Exit:
     if (server->ssl_index >= 0)
         CRYPTO_free_ex_index(CRYPTO_EX_INDEX_SSL, server->ssl_index);
     ca_ratelimit_free(server->ratelimit);
+    ca_ratelimit_free(server->bad_credentials);
     if (server->journal.path != NULL)
         ca_journal_close(&server->journal);
     ca_jwks_free(server->jwks);

@@ -39,6 +39,8 @@ typedef struct st_ca_server_config_t {
     long serving_ttl;               /* seconds; the CA's own certificate */
     unsigned rate_per_minute;
     unsigned rate_burst;
+    unsigned bad_credential_per_minute;  /* refused credentials per client address */
+    unsigned bad_credential_burst;
     uint64_t idle_timeout_ms;
     unsigned max_connections;
 } ca_server_config_t;

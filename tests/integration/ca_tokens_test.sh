@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # seam-ca join tokens under load: bogus tokens stay cheap with 20,000 spent ones on file, tokens made
-# after start work, and start-up compacts the file.
+# after start work, start-up compacts the file, and refused credentials are rate-limited per address.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ca_common.sh"
 
@@ -57,9 +57,11 @@ flood() {
 }
 
 # --- bogus tokens with 20,000 spent ones on file ----------------------------------------------------
+# The per-address limit is lifted here so that every request reaches the token lookup.
 : >"$TOKENS"
 chmod 600 "$TOKENS"
-start_ca ca --ca-dir "$WORK/ca" --trust-domain $TD --journal "$WORK/journal" --join-tokens "$TOKENS"
+start_ca ca --ca-dir "$WORK/ca" --trust-domain $TD --journal "$WORK/journal" --join-tokens "$TOKENS" \
+    --bad-credential-limit 1000000 --bad-credential-burst 1000000
 # Spent while the CA runs, as on a busy CA: start-up compaction cannot have removed them.
 append_spent "$TOKENS" 20000
 check "tokens file holds 40,000 records" 40000 "$(wc -l <"$TOKENS")"
@@ -103,6 +105,39 @@ sign "$WORK/web.json" -H "Authorization: Bearer $UNUSED"
 check "unused token survives compaction" 200 "$STATUS"
 expect_refusal "spent token after compaction" 401 join-token-unknown "$WORK/web.json" -H "Authorization: Bearer $LATER"
 check "the spend is appended to the compacted file" 1 "$(grep -c '"op":"use"' "$TOKENS")"
+stop_pid "$CA_PID"
+
+# --- refused credentials are limited per client address ------------------------------------------------
+# 5 refusals at once, then one every 3 s. Only refusals are charged, so the flood uses up the bucket.
+start_ca limited --ca-dir "$WORK/ca" --trust-domain $TD --journal "$WORK/journal" --join-tokens "$TOKENS" \
+    --bad-credential-limit 20 --bad-credential-burst 5
+VALID=$("$SEAM_CA" token create --join-tokens "$TOKENS" --spiffe-id "$WEB_ID")
+statuses=$(flood 20 seam-join-flood)
+check "a flood of bogus join tokens: 5 refused, then 429" "5 401,15 429" \
+    "$(echo "$statuses" | sort | uniq -c | awk '{print $1, $2}' | paste -sd,)"
+expect_refusal "a bogus JWT from the flooding address" 429 too-many-bad-credentials "$WORK/web.json" \
+    -H "Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"
+check_contains "429 names the address" "127.0.0.1: more than 20 per minute" "$(json_field "$WORK/reply.json" message)"
+# A valid token from the same address inside the window is turned away before it is looked at, and not spent.
+expect_refusal "a valid token from the flooding address" 429 too-many-bad-credentials "$WORK/web.json" \
+    -H "Authorization: Bearer $VALID"
+valid_hash=$(printf %s "$VALID" | sha256sum | cut -d' ' -f1)
+check "the turned-away token is not spent" 0 "$(grep -c "\"op\":\"use\",\"hash\":\"$valid_hash\"" "$TOKENS")"
+# Another address is not affected (127.0.0.2 is loopback too; the CA still listens on 127.0.0.1 only).
+OTHER=$("$SEAM_CA" token create --join-tokens "$TOKENS" --spiffe-id "$WEB_ID")
+sign "$WORK/web.json" --interface 127.0.0.2 -H "Authorization: Bearer $OTHER"
+check "another address signs meanwhile" 200 "$STATUS"
+expect_refusal "another address: its own bogus token is refused, not limited" 401 join-token-unknown "$WORK/web.json" \
+    --interface 127.0.0.2 -H "Authorization: Bearer seam-join-other"
+# After the window (one refusal's worth refills in 3 s) the valid token works from the flooding address.
+sleep 3.2
+sign "$WORK/web.json" -H "Authorization: Bearer $VALID"
+check "the same address after the window" 200 "$STATUS"
+expect_refusal "a bogus token after the window is refused, not limited" 401 join-token-unknown "$WORK/web.json" \
+    -H "Authorization: Bearer seam-join-again"
+metrics=$(ca_curl "$CA_URL/metrics")
+check_contains "metrics count the 429s" 'seam_ca_sign_total{result="too-many-bad-credentials",credential="none"} 17' \
+    "$metrics"
 stop_pid "$CA_PID"
 
 if grep -q "Sanitizer" "$WORK"/*.log; then fail "no sanitizer report"; else pass "no sanitizer report"; fi
