@@ -454,6 +454,22 @@ static json_t *roots_array(const ca_server_t *server)
     return roots;
 }
 
+/* The CA's own identity and every --reserved-id are never signed, whatever the credential. */
+static int check_not_reserved(ca_server_t *server, const char *id, char *detail, size_t detail_cap)
+{
+    const char *own = server->serving_id, *matched = NULL;
+
+    if (ca_sign_check_reserved(id, &own, 1, NULL) != 0) {
+        snprintf(detail, detail_cap, "%s is the CA's own identity", id);
+        return CA_E_RESERVED_IDENTITY;
+    }
+    if (ca_sign_check_reserved(id, server->config->reserved_ids, server->config->num_reserved_ids, &matched) != 0) {
+        snprintf(detail, detail_cap, "%s is reserved by --reserved-id %s", id, matched);
+        return CA_E_RESERVED_IDENTITY;
+    }
+    return 0;
+}
+
 static void count_sign(ca_server_t *server, int err, credential_kind_t kind)
 {
     int row = err == 0 ? 0 : ca_error_index(err) + 1;
@@ -492,6 +508,8 @@ static void handle_sign(ca_server_t *server, h2o_req_t *req)
     if ((err = ca_sign_request_parse(req->entity.base != NULL ? req->entity.base : "", req->entity.len, &sign_req)) != 0)
         goto Exit;
     if ((err = ca_sign_check_csr(sign_req.csr_pem, sign_req.csr_len, server->config->trust_domain, &csr)) != 0)
+        goto Exit;
+    if ((err = check_not_reserved(server, csr.spiffe_id, detail, sizeof(detail))) != 0)
         goto Exit;
     if ((err = find_credential(server, req, now, &cred, detail, sizeof(detail))) != 0) {
         /* Only refusals are charged; a table full of other addresses leaves this one untracked. */

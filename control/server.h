@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "control/sign.h"
 #include "control/tokens.h"
 
 #define CA_DEFAULT_LISTEN "0.0.0.0:15012"
@@ -41,6 +42,8 @@ typedef struct st_ca_server_config_t {
     unsigned rate_burst;
     unsigned bad_credential_per_minute;  /* refused credentials per client address */
     unsigned bad_credential_burst;
+    const char *reserved_ids[CA_RESERVED_IDS_MAX]; /* never signed, besides the CA's own ID */
+    size_t num_reserved_ids;
     uint64_t idle_timeout_ms;
     unsigned max_connections;
 } ca_server_config_t;
