@@ -43,10 +43,14 @@
     XX(OUT_OF_TRUST_DOMAIN, 403, "out-of-trust-domain", "the CSR's SPIFFE ID is not in this CA's trust domain") \
     XX(IDENTITY_MISMATCH, 403, "identity-mismatch",                                                              \
        "the CSR's SPIFFE ID is not the identity the credential proves")                                         \
+    XX(RESERVED_IDENTITY, 403, "reserved-identity",                                                              \
+       "the CSR's SPIFFE ID is reserved (the CA's own identity or a --reserved-id); it is never signed")        \
     XX(NOT_FOUND, 404, "not-found", "no such endpoint")                                                          \
     XX(METHOD_NOT_ALLOWED, 405, "method-not-allowed", "this endpoint does not take that method")              \
     XX(BODY_TOO_LARGE, 413, "body-too-large", "the request body exceeds its size limit")                       \
     XX(RATE_LIMITED, 429, "rate-limited", "too many certificates for this identity; retry later")             \
+    XX(TOO_MANY_BAD_CREDENTIALS, 429, "too-many-bad-credentials",                                                \
+       "too many refused credentials from this address; retry later")                                           \
     XX(CA_NOT_READY, 500, "ca-not-ready", "the CA cannot sign now; see /healthz")                              \
     XX(JOURNAL, 500, "journal-failed", "the issuance could not be recorded in the journal")                    \
     XX(IO, 500, "io", "a file could not be read or written")                                                    \

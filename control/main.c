@@ -14,6 +14,7 @@
 #include "control/error.h"
 #include "control/ratelimit.h"
 #include "control/server.h"
+#include "control/sign.h"
 #include "control/tokens.h"
 
 #define EXIT_RUNTIME 1
@@ -21,7 +22,7 @@
 
 static const char usage_text[] =
     "usage: seam-ca --ca-dir DIR --trust-domain TD --journal FILE [options]\n"
-    "       seam-ca token create --join-tokens FILE --spiffe-id ID [--ttl 1h]\n"
+    "       seam-ca token create --join-tokens FILE --spiffe-id ID [--ttl 1h] [--reserved-id ID]...\n"
     "\n"
     "The Seam control-plane CA: signs short-lived SPIFFE certificates over HTTPS.\n"
     "\n"
@@ -39,11 +40,17 @@ static const char usage_text[] =
     "  --serving-ttl DURATION  lifetime of the CA's own certificate, renewed at half-life (default 24h)\n"
     "  --rate-limit N          certificates per identity per minute (default 30)\n"
     "  --rate-burst N          certificates per identity back to back (default 10)\n"
+    "  --bad-credential-limit N  refused credentials per client address per minute (default 60)\n"
+    "  --bad-credential-burst N  refused credentials per client address back to back (default 30)\n"
+    "  --reserved-id ID        never sign ID, or every ID under PREFIX with ID = PREFIX/* (repeatable);\n"
+    "                          the CA's own spiffe://TD/ns/seam-system/sa/seam-ca is always reserved\n"
     "  --idle-timeout DURATION TLS handshake, request and idle timeout (default 10s)\n"
     "  --max-connections N     open connections at most (default 1024)\n"
     "  --help, --version\n";
 
-static const char token_usage_text[] = "usage: seam-ca token create --join-tokens FILE --spiffe-id ID [--ttl 1h]\n";
+static const char token_usage_text[] =
+    "usage: seam-ca token create --join-tokens FILE --spiffe-id ID [--ttl 1h] [--reserved-id ID]...\n"
+    "  --reserved-id: as the CA's flag; a token for a reserved ID (or the CA's own) is refused\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -77,14 +84,57 @@ static int parse_count(const char *flag, const char *value, unsigned max, unsign
     return 0;
 }
 
+/* Adds a --reserved-id value to list after checking it (in trust_domain, unless NULL). */
+static int add_reserved_id(const char *value, const char *trust_domain, const char **list, size_t *num)
+{
+    char why[256];
+
+    if (*num == CA_RESERVED_IDS_MAX) {
+        cmn_log_error("--reserved-id: at most %d (see --help)", CA_RESERVED_IDS_MAX);
+        return -1;
+    }
+    if (ca_sign_reserved_entry_check(value, trust_domain, why, sizeof(why)) != 0) {
+        cmn_log_error("--reserved-id %s: %s (see --help)", value, why);
+        return -1;
+    }
+    list[(*num)++] = value;
+    return 0;
+}
+
+/*
+ * token create refuses what the CA would never sign: a token for the CA's own
+ * identity (in the ID's trust domain) or a --reserved-id. 0 or -1 (logged).
+ */
+static int refuse_reserved_token(const char *spiffe_id, const crt_spiffe_id_t *id, const char *const *reserved,
+                                 size_t num_reserved)
+{
+    char td[CRT_SPIFFE_TRUST_DOMAIN_MAX + 1], own[CRT_SPIFFE_ID_MAX + 1];
+    const char *own_list[1] = {own}, *matched = NULL;
+
+    snprintf(td, sizeof(td), "%.*s", (int)id->trust_domain_len, id->trust_domain);
+    if (crt_spiffe_from_service_account(td, CA_SERVING_NAMESPACE, CA_SERVING_SERVICE_ACCOUNT, own, sizeof(own)) != 0)
+        return 0; /* no CA identity can be made in this trust domain, so none to protect */
+    if (ca_sign_check_reserved(spiffe_id, own_list, 1, NULL) != 0) {
+        cmn_log_error("--spiffe-id %s: the CA's own identity is reserved; seam-ca never signs it", spiffe_id);
+        return -1;
+    }
+    if (ca_sign_check_reserved(spiffe_id, reserved, num_reserved, &matched) != 0) {
+        cmn_log_error("--spiffe-id %s: reserved by --reserved-id %s; seam-ca never signs it", spiffe_id, matched);
+        return -1;
+    }
+    return 0;
+}
+
 static int run_token_create(int argc, char **argv)
 {
     static const struct option opts[] = {{"join-tokens", required_argument, NULL, 'j'},
                                          {"spiffe-id", required_argument, NULL, 's'},
                                          {"ttl", required_argument, NULL, 't'},
+                                         {"reserved-id", required_argument, NULL, 'R'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *path = NULL, *spiffe_id = NULL;
+    const char *path = NULL, *spiffe_id = NULL, *reserved[CA_RESERVED_IDS_MAX];
+    size_t num_reserved = 0;
     long ttl = CA_TOKEN_TTL_DEFAULT;
     char token[CA_TOKEN_MAX + 1], detail[512];
     crt_spiffe_id_t id;
@@ -101,6 +151,10 @@ static int run_token_create(int argc, char **argv)
             break;
         case 't':
             if (parse_seconds("--ttl", optarg, &ttl) != 0)
+                return EXIT_USAGE;
+            break;
+        case 'R':
+            if (add_reserved_id(optarg, NULL, reserved, &num_reserved) != 0)
                 return EXIT_USAGE;
             break;
         case 'h':
@@ -121,6 +175,8 @@ static int run_token_create(int argc, char **argv)
         cmn_log_error("--spiffe-id %s: %s", spiffe_id, crt_spiffe_error_message(err));
         return EXIT_USAGE;
     }
+    if (refuse_reserved_token(spiffe_id, &id, reserved, num_reserved) != 0)
+        return EXIT_USAGE;
     if (ca_tokens_create(path, spiffe_id, ttl, time(NULL), token, detail, sizeof(detail)) != 0) {
         cmn_log_error("--join-tokens %s", detail);
         return EXIT_RUNTIME;
@@ -128,6 +184,26 @@ static int run_token_create(int argc, char **argv)
     printf("%s\n", token);
     fflush(stdout);
     OPENSSL_cleanse(token, sizeof(token));
+    return 0;
+}
+
+/* Opens and compacts the join tokens file; logs what compaction did. 0 or -1 (logged). */
+static int open_join_tokens(const char *path, ca_token_store_t **out)
+{
+    ca_token_compaction_t report;
+    char detail[512] = "";
+
+    if (ca_token_store_open(path, time(NULL), out, &report, detail, sizeof(detail)) != 0) {
+        cmn_log_error("--join-tokens %s", detail);
+        return -1;
+    }
+    if (report.failed)
+        cmn_log_warn("--join-tokens %s: not compacted (%s); serving from it as it is", path, detail);
+    else if (report.rewritten)
+        cmn_log_info("--join-tokens %s: compacted from %zu to %zu lines (dropped spent and expired tokens, %zu bad lines)",
+                     path, report.lines_before, report.lines_after, report.bad_lines);
+    if (report.bad_lines != 0 && !report.rewritten)
+        cmn_log_warn("--join-tokens %s: %zu line(s) that are not records skipped", path, report.bad_lines);
     return 0;
 }
 
@@ -146,6 +222,9 @@ int main(int argc, char **argv)
                                          {"dns-name", required_argument, NULL, 'n'},
                                          {"rate-limit", required_argument, NULL, 'r'},
                                          {"rate-burst", required_argument, NULL, 'b'},
+                                         {"bad-credential-limit", required_argument, NULL, 'F'},
+                                         {"bad-credential-burst", required_argument, NULL, 'B'},
+                                         {"reserved-id", required_argument, NULL, 'R'},
                                          {"idle-timeout", required_argument, NULL, 'I'},
                                          {"max-connections", required_argument, NULL, 'C'},
                                          {"serving-ttl", required_argument, NULL, 'S'},
@@ -159,6 +238,8 @@ int main(int argc, char **argv)
                                  .serving_ttl = CA_SERVING_TTL_DEFAULT,
                                  .rate_per_minute = CA_RATE_PER_MINUTE_DEFAULT,
                                  .rate_burst = CA_RATE_BURST_DEFAULT,
+                                 .bad_credential_per_minute = CA_BAD_CREDENTIAL_PER_MINUTE_DEFAULT,
+                                 .bad_credential_burst = CA_BAD_CREDENTIAL_BURST_DEFAULT,
                                  .idle_timeout_ms = CA_DEFAULT_IDLE_TIMEOUT_MS,
                                  .max_connections = CA_MAX_CONNECTIONS_DEFAULT};
     long idle_seconds;
@@ -224,6 +305,19 @@ int main(int argc, char **argv)
             if (parse_count("--rate-burst", optarg, 1000000, &config.rate_burst) != 0)
                 return EXIT_USAGE;
             break;
+        case 'F':
+            if (parse_count("--bad-credential-limit", optarg, 1000000, &config.bad_credential_per_minute) != 0)
+                return EXIT_USAGE;
+            break;
+        case 'B':
+            if (parse_count("--bad-credential-burst", optarg, 1000000, &config.bad_credential_burst) != 0)
+                return EXIT_USAGE;
+            break;
+        case 'R':
+            /* The trust domain is checked once all flags are in. */
+            if (add_reserved_id(optarg, NULL, config.reserved_ids, &config.num_reserved_ids) != 0)
+                return EXIT_USAGE;
+            break;
         case 'I':
             if (parse_seconds("--idle-timeout", optarg, &idle_seconds) != 0)
                 return EXIT_USAGE;
@@ -268,5 +362,16 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < config.num_dns_names; ++i)
         if (config.dns_names[i][0] == '\0' || strlen(config.dns_names[i]) > 253)
             return usage_error("--dns-name %s: not a DNS name", config.dns_names[i]);
-    return ca_server_run(&config) == 0 ? 0 : EXIT_RUNTIME;
+    for (size_t i = 0; i < config.num_reserved_ids; ++i) {
+        char why[256];
+        if (ca_sign_reserved_entry_check(config.reserved_ids[i], config.trust_domain, why, sizeof(why)) != 0) {
+            cmn_log_error("--reserved-id %s: %s (see --help)", config.reserved_ids[i], why);
+            return EXIT_USAGE;
+        }
+    }
+    if (config.join_tokens_path != NULL && open_join_tokens(config.join_tokens_path, &config.join_tokens) != 0)
+        return EXIT_RUNTIME;
+    int ret = ca_server_run(&config) == 0 ? 0 : EXIT_RUNTIME;
+    ca_token_store_free(config.join_tokens);
+    return ret;
 }

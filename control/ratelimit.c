@@ -1,6 +1,9 @@
-/* Token buckets keyed by SPIFFE ID, in a chained hash table. */
+/* Token buckets keyed by SPIFFE ID or client address, in a chained hash table. */
 #include "control/ratelimit.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,14 +92,58 @@ static void sweep(ca_ratelimit_t *rl, uint64_t now_ms)
     }
 }
 
-int ca_ratelimit_take(ca_ratelimit_t *rl, const char *identity, uint64_t now_ms)
+static struct st_ca_rate_entry_t *find_entry(const ca_ratelimit_t *rl, const char *identity, size_t b)
 {
-    size_t b = hash_identity(identity);
     struct st_ca_rate_entry_t *e;
-
     for (e = rl->buckets[b]; e != NULL; e = e->next)
         if (strcmp(e->identity, identity) == 0)
             break;
+    return e;
+}
+
+int ca_ratelimit_allows(ca_ratelimit_t *rl, const char *identity, uint64_t now_ms)
+{
+    struct st_ca_rate_entry_t *e = find_entry(rl, identity, hash_identity(identity));
+
+    if (e == NULL)
+        return 1;
+    refill(rl, e, now_ms);
+    return e->tokens >= 1.0;
+}
+
+int ca_ratelimit_address_key(const struct sockaddr *addr, char *buf, size_t cap)
+{
+    char text[INET6_ADDRSTRLEN];
+
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+        if (inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text)) == NULL)
+            return -1;
+        snprintf(buf, cap, "%s", text);
+        return 0;
+    }
+    if (addr->sa_family == AF_INET6) {
+        struct in6_addr a = ((const struct sockaddr_in6 *)addr)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&a)) {
+            if (inet_ntop(AF_INET, &a.s6_addr[12], text, sizeof(text)) == NULL)
+                return -1;
+            snprintf(buf, cap, "%s", text);
+            return 0;
+        }
+        memset(&a.s6_addr[8], 0, 8);
+        if (inet_ntop(AF_INET6, &a, text, sizeof(text)) == NULL)
+            return -1;
+        snprintf(buf, cap, "%s/64", text);
+        return 0;
+    }
+    return -1;
+}
+
+int ca_ratelimit_take(ca_ratelimit_t *rl, const char *identity, uint64_t now_ms)
+{
+    size_t b = hash_identity(identity);
+    struct st_ca_rate_entry_t *e = find_entry(rl, identity, b);
+
     if (e == NULL) {
         if (rl->count >= rl->max)
             sweep(rl, now_ms);

@@ -70,6 +70,7 @@ typedef struct st_ca_server_t {
     ca_jwks_t *jwks;
     ca_journal_t journal;
     ca_ratelimit_t *ratelimit;
+    ca_ratelimit_t *bad_credentials;  /* refused credentials per client address */
 
     SSL_CTX *ssl_ctx;                 /* for new connections; old ones keep theirs */
     time_t serving_not_after;
@@ -290,6 +291,15 @@ static void send_error(h2o_req_t *req, int err, const char *detail)
     send_json(req, ca_error_status(err), json_pack("{s:s, s:s}", "error", ca_error_slug(err), "message", message));
 }
 
+/* The key the client's address is rate-limited under ("?" for an address family we do not know). */
+static void client_key(h2o_req_t *req, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    if (req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) == 0 ||
+        ca_ratelimit_address_key((struct sockaddr *)&ss, buf, cap) != 0)
+        snprintf(buf, cap, "?");
+}
+
 static void peer_name(h2o_req_t *req, char *buf, size_t cap)
 {
     struct sockaddr_storage ss;
@@ -341,9 +351,9 @@ static int credential_from_join_token(ca_server_t *server, const char *token, si
     int err;
 
     cred->kind = CRED_JOIN_TOKEN;
-    if (server->config->join_tokens_path == NULL)
+    if (server->config->join_tokens == NULL)
         return CA_E_JOIN_TOKEN_DISABLED;
-    err = ca_tokens_peek(server->config->join_tokens_path, token, len, now, cred->proven_id, detail, detail_cap);
+    err = ca_token_store_peek(server->config->join_tokens, token, len, now, cred->proven_id, detail, detail_cap);
     if (err != 0)
         return err;
     ca_token_hash(token, len, hash);
@@ -444,6 +454,22 @@ static json_t *roots_array(const ca_server_t *server)
     return roots;
 }
 
+/* The CA's own identity and every --reserved-id are never signed, whatever the credential. */
+static int check_not_reserved(ca_server_t *server, const char *id, char *detail, size_t detail_cap)
+{
+    const char *own = server->serving_id, *matched = NULL;
+
+    if (ca_sign_check_reserved(id, &own, 1, NULL) != 0) {
+        snprintf(detail, detail_cap, "%s is the CA's own identity", id);
+        return CA_E_RESERVED_IDENTITY;
+    }
+    if (ca_sign_check_reserved(id, server->config->reserved_ids, server->config->num_reserved_ids, &matched) != 0) {
+        snprintf(detail, detail_cap, "%s is reserved by --reserved-id %s", id, matched);
+        return CA_E_RESERVED_IDENTITY;
+    }
+    return 0;
+}
+
 static void count_sign(ca_server_t *server, int err, credential_kind_t kind)
 {
     int row = err == 0 ? 0 : ca_error_index(err) + 1;
@@ -459,12 +485,21 @@ static void handle_sign(ca_server_t *server, h2o_req_t *req)
     X509 *cert = NULL;
     unsigned char serial[CRT_SERIAL_LEN];
     char detail[DETAIL_MAX] = "", peer[NI_MAXHOST + 16], serial_hex[2 * CRT_SERIAL_LEN + 1], nb[32], na[32];
+    char client[CA_RATE_ADDRESS_KEY_MAX];
     char *leaf_pem = NULL;
     size_t leaf_len = 0;
     time_t now = time(NULL);
     int err;
 
     peer_name(req, peer, sizeof(peer));
+    client_key(req, client, sizeof(client));
+    /* An address whose credentials keep failing is turned away before any parsing, lookup or signature check. */
+    if (!ca_ratelimit_allows(server->bad_credentials, client, uv_now(&server->loop))) {
+        snprintf(detail, sizeof(detail), "%s: more than %u per minute, %u at once", client,
+                 server->config->bad_credential_per_minute, server->config->bad_credential_burst);
+        err = CA_E_TOO_MANY_BAD_CREDENTIALS;
+        goto Exit;
+    }
     if (req->entity.len > CA_BODY_MAX) {
         snprintf(detail, sizeof(detail), "%zu bytes, at most %d", req->entity.len, CA_BODY_MAX);
         err = CA_E_BODY_TOO_LARGE;
@@ -474,8 +509,14 @@ static void handle_sign(ca_server_t *server, h2o_req_t *req)
         goto Exit;
     if ((err = ca_sign_check_csr(sign_req.csr_pem, sign_req.csr_len, server->config->trust_domain, &csr)) != 0)
         goto Exit;
-    if ((err = find_credential(server, req, now, &cred, detail, sizeof(detail))) != 0)
+    if ((err = check_not_reserved(server, csr.spiffe_id, detail, sizeof(detail))) != 0)
         goto Exit;
+    if ((err = find_credential(server, req, now, &cred, detail, sizeof(detail))) != 0) {
+        /* Only refusals are charged; a table full of other addresses leaves this one untracked. */
+        if (ca_error_status(err) == 401)
+            (void)ca_ratelimit_take(server->bad_credentials, client, uv_now(&server->loop));
+        goto Exit;
+    }
     if ((err = ca_sign_check_identity(csr.spiffe_id, cred.proven_id)) != 0) {
         snprintf(detail, sizeof(detail), "the CSR asks for %s, the %s proves %s", csr.spiffe_id,
                  credential_names[cred.kind], cred.proven_id);
@@ -491,8 +532,8 @@ static void handle_sign(ca_server_t *server, h2o_req_t *req)
     }
     /* A join token is spent before anything is signed, so a crash cannot let it be used twice. */
     if (cred.kind == CRED_JOIN_TOKEN &&
-        (err = ca_tokens_consume(server->config->join_tokens_path, cred.join_token, cred.join_token_len, now,
-                                 cred.proven_id, detail, sizeof(detail))) != 0)
+        (err = ca_token_store_consume(server->config->join_tokens, cred.join_token, cred.join_token_len, now,
+                                      cred.proven_id, detail, sizeof(detail))) != 0)
         goto Exit;
     long ttl = ca_sign_ttl(sign_req.ttl_seconds, server->config->default_ttl, server->config->max_ttl);
     if ((err = ca_journal_new_serial(&server->journal, serial)) != 0 ||
@@ -825,7 +866,9 @@ int ca_server_run(const ca_server_config_t *config)
     }
     if (server->journal.corrupt_lines != 0)
         cmn_log_warn("journal %s: %zu corrupt line(s) skipped", config->journal_path, server->journal.corrupt_lines);
-    if ((server->ratelimit = ca_ratelimit_new(config->rate_per_minute, config->rate_burst, CA_RATE_MAX_IDENTITIES)) == NULL) {
+    if ((server->ratelimit = ca_ratelimit_new(config->rate_per_minute, config->rate_burst, CA_RATE_MAX_IDENTITIES)) == NULL ||
+        (server->bad_credentials = ca_ratelimit_new(config->bad_credential_per_minute, config->bad_credential_burst,
+                                                    CA_RATE_MAX_ADDRESSES)) == NULL) {
         cmn_log_error("out of memory");
         goto Exit;
     }
@@ -919,6 +962,7 @@ Exit:
     if (server->ssl_index >= 0)
         CRYPTO_free_ex_index(CRYPTO_EX_INDEX_SSL, server->ssl_index);
     ca_ratelimit_free(server->ratelimit);
+    ca_ratelimit_free(server->bad_credentials);
     if (server->journal.path != NULL)
         ca_journal_close(&server->journal);
     ca_jwks_free(server->jwks);

@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "control/sign.h"
+#include "control/tokens.h"
+
 #define CA_DEFAULT_LISTEN "0.0.0.0:15012"
 #define CA_DEFAULT_AUDIENCE "seam-ca"
 #define CA_MAX_DNS_NAMES 16
@@ -19,7 +22,7 @@
 #define CA_GOAWAY_SETTLE_MS 1100                  /* h2o's HTTP/2 shutdown timer runs after one second */
 #define CA_DRAIN_TICK_MS 50                       /* how often a drain checks for open connections */
 
-/* Everything the service is started with; strings are borrowed for the service's lifetime. */
+/* Everything the service is started with; strings and objects are borrowed for the service's lifetime. */
 typedef struct st_ca_server_config_t {
     const char *listen;             /* "HOST:PORT", IPv6 as "[::1]:PORT" */
     const char *ca_dir;
@@ -28,6 +31,7 @@ typedef struct st_ca_server_config_t {
     const char *issuer;
     const char *audience;
     const char *join_tokens_path;   /* NULL: no join tokens */
+    ca_token_store_t *join_tokens;  /* the opened join_tokens_path; NULL: no join tokens */
     const char *journal_path;
     const char *dns_names[CA_MAX_DNS_NAMES];
     size_t num_dns_names;
@@ -36,6 +40,10 @@ typedef struct st_ca_server_config_t {
     long serving_ttl;               /* seconds; the CA's own certificate */
     unsigned rate_per_minute;
     unsigned rate_burst;
+    unsigned bad_credential_per_minute;  /* refused credentials per client address */
+    unsigned bad_credential_burst;
+    const char *reserved_ids[CA_RESERVED_IDS_MAX]; /* never signed, besides the CA's own ID */
+    size_t num_reserved_ids;
     uint64_t idle_timeout_ms;
     unsigned max_connections;
 } ca_server_config_t;

@@ -2,6 +2,7 @@
 #include "control/sign.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,6 +92,51 @@ Fail:
 int ca_sign_check_identity(const char *csr_id, const char *proven_id)
 {
     return strcmp(csr_id, proven_id) == 0 ? 0 : CA_E_IDENTITY_MISMATCH;
+}
+
+#define PREFIX_MARK "/*"
+
+/* The length of entry without its final PREFIX_MARK, and whether it had one. */
+static size_t reserved_base(const char *entry, int *is_prefix)
+{
+    size_t len = strlen(entry), mark = sizeof(PREFIX_MARK) - 1;
+    *is_prefix = len > mark && memcmp(entry + len - mark, PREFIX_MARK, mark) == 0;
+    return *is_prefix ? len - mark : len;
+}
+
+int ca_sign_reserved_entry_check(const char *entry, const char *trust_domain, char *why, size_t why_cap)
+{
+    crt_spiffe_id_t id;
+    int is_prefix, err;
+    size_t len = reserved_base(entry, &is_prefix);
+
+    if ((err = crt_spiffe_parse_workload(entry, len, &id)) != CRT_SPIFFE_OK) {
+        snprintf(why, why_cap, "%s%s", is_prefix ? "before \"/*\": " : "", crt_spiffe_error_message(err));
+        return -1;
+    }
+    if (trust_domain != NULL && !crt_spiffe_in_trust_domain(&id, trust_domain, strlen(trust_domain))) {
+        snprintf(why, why_cap, "not in trust domain %s", trust_domain);
+        return -1;
+    }
+    return 0;
+}
+
+int ca_sign_check_reserved(const char *id, const char *const *reserved, size_t num_reserved, const char **matched)
+{
+    size_t id_len = strlen(id);
+
+    for (size_t i = 0; i < num_reserved; ++i) {
+        int is_prefix;
+        size_t len = reserved_base(reserved[i], &is_prefix);
+        int hit = is_prefix ? id_len > len && memcmp(id, reserved[i], len) == 0 && id[len] == '/'
+                            : id_len == len && memcmp(id, reserved[i], len) == 0;
+        if (hit) {
+            if (matched != NULL)
+                *matched = reserved[i];
+            return CA_E_RESERVED_IDENTITY;
+        }
+    }
+    return 0;
 }
 
 long ca_sign_ttl(long requested, long default_ttl, long max_ttl)

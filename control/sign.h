@@ -35,6 +35,28 @@ int ca_sign_check_csr(const char *pem, size_t len, const char *trust_domain, crt
 /* 0 when the CSR's ID equals the proven identity exactly, else CA_E_IDENTITY_MISMATCH. */
 int ca_sign_check_identity(const char *csr_id, const char *proven_id) __attribute__((warn_unused_result));
 
+#define CA_RESERVED_IDS_MAX 64   /* --reserved-id entries at most */
+
+/*
+ * Checks one --reserved-id entry: a workload SPIFFE ID, or one followed by a
+ * final slash-star ("PREFIX/" then '*') for every ID under it, in
+ * trust_domain (NULL: any). Returns 0, or -1 with why (one line). Pure.
+ */
+int ca_sign_reserved_entry_check(const char *entry, const char *trust_domain, char *why, size_t why_cap)
+    __attribute__((warn_unused_result));
+
+/*
+ * Whether id (a workload SPIFFE ID as ca_sign_check_csr() accepts it) may be
+ * signed: CA_E_RESERVED_IDENTITY when it equals an exact entry of reserved
+ * or lies under a slash-star entry (the entry for spiffe://td/ns/ops with a
+ * final slash-star covers spiffe://td/ns/ops/sa/x but neither
+ * spiffe://td/ns/ops nor spiffe://td/ns/opsx), else 0. Strict parsing leaves one spelling per ID,
+ * so comparing bytes up to a '/' compares whole segments. *matched (may be
+ * NULL) receives the entry that matched, borrowed from reserved. Pure.
+ */
+int ca_sign_check_reserved(const char *id, const char *const *reserved, size_t num_reserved, const char **matched)
+    __attribute__((warn_unused_result));
+
 /* The lifetime to issue: requested (0 = default_ttl), clamped to max_ttl. */
 long ca_sign_ttl(long requested, long default_ttl, long max_ttl);
 

@@ -27,6 +27,8 @@ static void test_vocabulary(void **state)
     assert_int_equal(ca_error_status(12345), 500);
     assert_int_equal(ca_error_status(CA_E_BODY_TOO_LARGE), 413);
     assert_int_equal(ca_error_status(CA_E_RATE_LIMITED), 429);
+    assert_int_equal(ca_error_status(CA_E_TOO_MANY_BAD_CREDENTIALS), 429);
+    assert_int_equal(ca_error_status(CA_E_RESERVED_IDENTITY), 403);
     assert_int_equal(ca_error_status(CA_E_IDENTITY_MISMATCH), 403);
     assert_int_equal(ca_error_status(CA_E_TOKEN_EXPIRED), 401);
     assert_int_equal(ca_error_status(CA_E_CSR_SANS), 400);

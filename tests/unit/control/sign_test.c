@@ -165,6 +165,84 @@ static void test_identity_and_ttl(void **state)
     assert_int_equal(ca_sign_ttl(0, 3600, 1800), 1800);
 }
 
+/* The CA's own identity comes first, as seam-ca checks it; then --reserved-id entries. */
+#define CA_ID "spiffe://example.org/ns/seam-system/sa/seam-ca"
+static const char *const reserved[] = {CA_ID, "spiffe://example.org/ns/kube-system/sa/admin",
+                                       "spiffe://example.org/ns/ops/*"};
+
+static const struct {
+    const char *id;
+    int want;
+    const char *matched; /* the entry named, when refused */
+} reserved_rows[] = {
+    {CA_ID, CA_E_RESERVED_IDENTITY, CA_ID},
+    {"spiffe://example.org/ns/kube-system/sa/admin", CA_E_RESERVED_IDENTITY, reserved[1]},
+    {"spiffe://example.org/ns/ops/sa/deployer", CA_E_RESERVED_IDENTITY, reserved[2]},
+    {"spiffe://example.org/ns/ops/sa/deployer/extra", CA_E_RESERVED_IDENTITY, reserved[2]},
+    /* Exact entries cover only themselves; a prefix only what lies below it, by whole segments. */
+    {"spiffe://example.org/ns/seam-system/sa/seam-ca2", 0, NULL},
+    {"spiffe://example.org/ns/seam-system/sa/seam-ca/x", 0, NULL},
+    {"spiffe://example.org/ns/seam-system/sa/seam", 0, NULL},
+    {"spiffe://example.org/ns/seam-system/sa/other", 0, NULL},
+    {"spiffe://example.org/ns/SEAM-SYSTEM/sa/seam-ca", 0, NULL},
+    {"spiffe://example.org/ns/kube-system/sa/admin2", 0, NULL},
+    {"spiffe://example.org/ns/ops", 0, NULL},
+    {"spiffe://example.org/ns/opsx/sa/a", 0, NULL},
+    {"spiffe://other.org/ns/seam-system/sa/seam-ca", 0, NULL},
+    {WEB, 0, NULL},
+};
+
+static void test_reserved_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(reserved_rows) / sizeof(reserved_rows[0]); ++i) {
+        const char *matched = NULL;
+        int got = ca_sign_check_reserved(reserved_rows[i].id, reserved, 3, &matched);
+        if (got != reserved_rows[i].want)
+            fail_msg("%s: got %s, want %s", reserved_rows[i].id, ca_error_slug(got), ca_error_slug(reserved_rows[i].want));
+        if (got != 0)
+            assert_string_equal(matched, reserved_rows[i].matched);
+    }
+    /* Nothing reserved: everything may be signed. */
+    assert_int_equal(ca_sign_check_reserved(CA_ID, reserved, 0, NULL), 0);
+    assert_int_equal(ca_error_status(CA_E_RESERVED_IDENTITY), 403);
+    assert_string_equal(ca_error_slug(CA_E_RESERVED_IDENTITY), "reserved-identity");
+}
+
+static const struct {
+    const char *entry;
+    const char *trust_domain;
+    int ok;
+} entry_rows[] = {
+    {"spiffe://example.org/ns/ops/sa/admin", TD, 1},
+    {"spiffe://example.org/ns/ops/*", TD, 1},
+    {"spiffe://example.org/ns/ops/*", NULL, 1},
+    {"spiffe://other.org/ns/ops/sa/admin", NULL, 1},
+    {"spiffe://other.org/ns/ops/sa/admin", TD, 0},
+    {"spiffe://example.org", TD, 0},    /* a trust domain is not a workload */
+    {"spiffe://example.org/*", TD, 0},  /* would reserve the whole mesh */
+    {"spiffe://example.org/ns/ops/", TD, 0},
+    {"spiffe://example.org/ns/ops*", TD, 0},
+    {"spiffe://example.org/ns/*/sa/x", TD, 0},
+    {"spiffe://example.org/ns/../sa/x", TD, 0},
+    {"https://example.org/ns/ops/sa/admin", TD, 0},
+    {"", TD, 0},
+    {"/*", TD, 0},
+};
+
+static void test_reserved_entry_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(entry_rows) / sizeof(entry_rows[0]); ++i) {
+        char why[256] = "";
+        int ok = ca_sign_reserved_entry_check(entry_rows[i].entry, entry_rows[i].trust_domain, why, sizeof(why)) == 0;
+        if (ok != entry_rows[i].ok)
+            fail_msg("%s: accepted %d, want %d (%s)", entry_rows[i].entry, ok, entry_rows[i].ok, why);
+        if (!ok)
+            assert_true(why[0] != '\0');
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -172,6 +250,8 @@ int main(void)
         cmocka_unit_test(test_body_too_large),
         cmocka_unit_test(test_csr_table),
         cmocka_unit_test(test_identity_and_ttl),
+        cmocka_unit_test(test_reserved_table),
+        cmocka_unit_test(test_reserved_entry_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
