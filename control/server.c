@@ -22,6 +22,8 @@
 #include "certs/pem.h"
 #include "certs/verify.h"
 #include "common/log.h"
+#include "sidecar/http/front.h"
+#include "sidecar/http/sockio.h"
 #include "control/authority.h"
 #include "control/error.h"
 #include "control/journal.h"
@@ -30,7 +32,6 @@
 #include "control/sign.h"
 #include "control/tokens.h"
 
-#define TLS_LINK_BUCKETS 1024
 #define DETAIL_MAX 512
 
 typedef enum {
@@ -43,28 +44,26 @@ typedef enum {
 
 static const char *const credential_names[CRED__COUNT] = {"none", "jwt", "join_token", "client_cert"};
 
-/* Links an h2o socket to its SSL, since h2o 2.2.5 offers no accessor. */
-struct st_ca_tls_link_t {
-    struct st_ca_tls_link_t *next;
+/* One client connection, from accept until its libuv handle closes. */
+typedef struct st_ca_conn_t {
+    uv_tcp_t tcp;                        /* the handle's close callback finds the record from it */
     struct st_ca_server_t *server;
-    h2o_socket_t *sock;
-    SSL *ssl;
-};
+    h2o_socket_t *sock;                  /* NULL once h2o closed it */
+    SSL *ssl;                            /* set when the handshake completes; owned by sock */
+    h2o_timeout_entry_t handshake_entry; /* linked while the handshake runs */
+} ca_conn_t;
 
 typedef struct st_ca_server_t {
     const ca_server_config_t *config;
     uv_loop_t loop;
-    h2o_globalconf_t globalconf;
-    h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
+    sc_front_t front;                 /* HTTP/1.1 and HTTP/2 over the TLS connections */
+    h2o_timeout_t handshake_timeout;  /* config->idle_timeout_ms */
     uv_tcp_t listener;
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t serving_timer, drain_timer;
     int listening, stopping;
-    int shutdown_requested;           /* h2o was asked to close its connections */
-    uint64_t drain_started;           /* loop time of the stop signal */
     uint64_t drain_deadline;          /* loop time at which a drain gives up */
-    unsigned active_connections;
+    unsigned active_connections;      /* accepted and not yet closed, handshaking ones included */
 
     ca_authority_t authority;
     ca_jwks_t *jwks;
@@ -75,73 +74,35 @@ typedef struct st_ca_server_t {
     SSL_CTX *ssl_ctx;                 /* for new connections; old ones keep theirs */
     time_t serving_not_after;
     char serving_id[CRT_SPIFFE_ID_MAX + 1];
-    int ssl_index;
-    struct st_ca_tls_link_t *tls_links[TLS_LINK_BUCKETS];
 
     uint64_t sign_total[CA_ERROR_COUNT + 1][CRED__COUNT]; /* row 0: ok */
 } ca_server_t;
 
-typedef struct st_ca_handler_t {
-    h2o_handler_t super;
-    ca_server_t *server;
-} ca_handler_t;
+/* h2 first; a client that names neither still gets HTTP/1.1. The list outlives every SSL_CTX. */
+static const h2o_iovec_t alpn_protocols[] = {{H2O_STRLIT("h2")}, {H2O_STRLIT("http/1.1")}, {NULL, 0}};
 
-/* ---- socket <-> SSL links ------------------------------------------------ */
-
-static size_t link_bucket(const h2o_socket_t *sock)
+static ca_server_t *server_of_front(sc_front_t *front)
 {
-    return ((uintptr_t)sock >> 4) % TLS_LINK_BUCKETS;
+    return H2O_STRUCT_FROM_MEMBER(ca_server_t, front, front);
 }
 
-static SSL *find_ssl(ca_server_t *server, h2o_socket_t *sock)
-{
-    for (struct st_ca_tls_link_t *l = server->tls_links[link_bucket(sock)]; l != NULL; l = l->next)
-        if (l->sock == sock)
-            return l->ssl;
-    return NULL;
-}
+/* ---- TLS ------------------------------------------------------------------ */
 
+/*
+ * h2o 2.2.5 offers no accessor for a socket's SSL, but it installs the socket
+ * as the data of the BIO it gives OpenSSL, and the socket's on_close.data is
+ * our connection record: the record learns its SSL when the handshake ends.
+ */
 static void on_ssl_info(const SSL *ssl, int where, int ret)
 {
     (void)ret;
     if (!(where & SSL_CB_HANDSHAKE_DONE))
         return;
-    ca_server_t *server = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-    if (server == NULL || SSL_get_ex_data(ssl, server->ssl_index) != NULL)
-        return;
-    /* h2o installs its socket as the data of the BIO it gives OpenSSL. */
-    h2o_socket_t *sock = BIO_get_data(SSL_get_rbio(ssl));
-    struct st_ca_tls_link_t *link = calloc(1, sizeof(*link));
-    if (sock == NULL || link == NULL) {
-        free(link);
-        return;
-    }
-    link->server = server;
-    link->sock = sock;
-    link->ssl = (SSL *)ssl;
-    if (!SSL_set_ex_data((SSL *)ssl, server->ssl_index, link)) {
-        free(link);
-        return;
-    }
-    size_t b = link_bucket(sock);
-    link->next = server->tls_links[b];
-    server->tls_links[b] = link;
-}
-
-/* Runs from SSL_free: the link dies with its SSL, so a reused socket address never finds a stale one. */
-static void on_ssl_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
-{
-    struct st_ca_tls_link_t *link = ptr, **slot;
-    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
-    if (link == NULL)
-        return;
-    for (slot = &link->server->tls_links[link_bucket(link->sock)]; *slot != NULL; slot = &(*slot)->next) {
-        if (*slot == link) {
-            *slot = link->next;
-            break;
-        }
-    }
-    free(link);
+    BIO *bio = SSL_get_rbio(ssl);
+    h2o_socket_t *sock = bio != NULL ? BIO_get_data(bio) : NULL;
+    ca_conn_t *conn = sock != NULL ? sock->on_close.data : NULL;
+    if (conn != NULL)
+        conn->ssl = (SSL *)ssl;
 }
 
 /* Accept any client certificate during the handshake: renewal requests are judged per request. */
@@ -210,13 +171,11 @@ static int make_ssl_ctx(ca_server_t *server, time_t now, char *detail, size_t de
     /* Request, never require, a client certificate: renewals present one, first issuance cannot. */
     SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_PEER, on_verify_client);
     SSL_CTX_set_info_callback(ssl_ctx, on_ssl_info);
-    SSL_CTX_set_app_data(ssl_ctx, server);
-    h2o_ssl_register_alpn_protocols(ssl_ctx, h2o_http2_alpn_protocols);
+    h2o_ssl_register_alpn_protocols(ssl_ctx, alpn_protocols);
     if (crt_asn1_time_to_unix(X509_get0_notAfter(cert), &server->serving_not_after) != 0)
         goto SslError;
     SSL_CTX_free(server->ssl_ctx);
     server->ssl_ctx = ssl_ctx;
-    server->accept_ctx.ssl_ctx = ssl_ctx;
     ssl_ctx = NULL;
     ret = 0;
     goto Exit;
@@ -248,28 +207,32 @@ static void on_serving_timer(uv_timer_t *timer)
 
 /* ---- replies -------------------------------------------------------------- */
 
-static void send_text(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
+/* Answers ex with body (copied) and no caching. */
+static void send_text(sc_exchange_t *ex, int status, const char *content_type, const char *body, size_t len)
 {
-    req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : "Error";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    h2o_send_inline(req, body, len);
+    h2o_iovec_t buf = h2o_iovec_init(body, len);
+    ex->status = status;
+    ex->res_content_length = len; /* stated for HEAD too, as for GET */
+    sc_http_fields_add_ref(&ex->pool, &ex->res_headers, h2o_iovec_init(H2O_STRLIT("content-type")),
+                           h2o_iovec_init(content_type, strlen(content_type)));
+    sc_http_fields_add_ref(&ex->pool, &ex->res_headers, h2o_iovec_init(H2O_STRLIT("cache-control")),
+                           h2o_iovec_init(H2O_STRLIT("no-store")));
+    sc_exchange_send(ex, &buf, 1, SC_SEND_FINAL);
 }
 
 /* Sends obj (reference taken) as JSON. */
-static void send_json(h2o_req_t *req, int status, json_t *obj)
+static void send_json(sc_exchange_t *ex, int status, json_t *obj)
 {
     char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(obj);
     if (text == NULL) {
         static const char fallback[] = "{\"error\":\"nomem\",\"message\":\"out of memory\"}";
-        send_text(req, 500, "application/json", fallback, sizeof(fallback) - 1);
+        send_text(ex, 500, "application/json", fallback, sizeof(fallback) - 1);
         return;
     }
     size_t len = strlen(text);
     text[len] = '\n';
-    send_text(req, status, "application/json", text, len + 1);
+    send_text(ex, status, "application/json", text, len + 1);
     free(text);
 }
 
@@ -281,30 +244,30 @@ static void sanitize_detail(char *detail)
             *p = '?';
 }
 
-static void send_error(h2o_req_t *req, int err, const char *detail)
+static void send_error(sc_exchange_t *ex, int err, const char *detail)
 {
     char message[DETAIL_MAX + 256];
     if (detail != NULL && detail[0] != '\0')
         snprintf(message, sizeof(message), "%s: %s", ca_error_message(err), detail);
     else
         snprintf(message, sizeof(message), "%s", ca_error_message(err));
-    send_json(req, ca_error_status(err), json_pack("{s:s, s:s}", "error", ca_error_slug(err), "message", message));
+    send_json(ex, ca_error_status(err), json_pack("{s:s, s:s}", "error", ca_error_slug(err), "message", message));
 }
 
 /* The key the client's address is rate-limited under ("?" for an address family we do not know). */
-static void client_key(h2o_req_t *req, char *buf, size_t cap)
+static void client_key(sc_exchange_t *ex, char *buf, size_t cap)
 {
     struct sockaddr_storage ss;
-    if (req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) == 0 ||
+    if (sc_exchange_peername(ex, (struct sockaddr *)&ss, sizeof(ss)) == 0 ||
         ca_ratelimit_address_key((struct sockaddr *)&ss, buf, cap) != 0)
         snprintf(buf, cap, "?");
 }
 
-static void peer_name(h2o_req_t *req, char *buf, size_t cap)
+static void peer_name(sc_exchange_t *ex, char *buf, size_t cap)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
-    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    socklen_t len = sc_exchange_peername(ex, (struct sockaddr *)&ss, sizeof(ss));
     if (len != 0)
         getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
     snprintf(buf, cap, "%s%s%s:%s", ss.ss_family == AF_INET6 ? "[" : "", host, ss.ss_family == AF_INET6 ? "]" : "", port);
@@ -419,13 +382,13 @@ Exit:
 }
 
 /* Finds and checks the credential, in the order DESIGN.md gives. */
-static int find_credential(ca_server_t *server, h2o_req_t *req, time_t now, ca_credential_t *cred, char *detail,
+static int find_credential(ca_server_t *server, sc_exchange_t *ex, time_t now, ca_credential_t *cred, char *detail,
                            size_t detail_cap)
 {
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    ssize_t i = sc_http_fields_find(&ex->headers, H2O_STRLIT("authorization"), -1);
 
     if (i >= 0) {
-        h2o_iovec_t v = req->headers.entries[i].value;
+        h2o_iovec_t v = ex->headers.entries[i].value;
         static const char bearer[] = "bearer ";
         if (v.len <= sizeof(bearer) - 1 || !h2o_lcstris(v.base, sizeof(bearer) - 1, bearer, sizeof(bearer) - 1))
             return CA_E_BAD_AUTHORIZATION;
@@ -439,8 +402,8 @@ static int find_credential(ca_server_t *server, h2o_req_t *req, time_t now, ca_c
             return credential_from_join_token(server, token, len, now, cred, detail, detail_cap);
         return credential_from_jwt(server, token, len, now, cred, detail, detail_cap);
     }
-    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
-    SSL *ssl = sock != NULL ? find_ssl(server, sock) : NULL;
+    ca_conn_t *conn = ex->conn_data;
+    SSL *ssl = conn != NULL && conn->sock != NULL ? conn->ssl : NULL;
     if (ssl == NULL)
         return CA_E_MISSING_CREDENTIAL;
     return credential_from_client_cert(server, ssl, now, cred, detail, detail_cap);
@@ -477,7 +440,18 @@ static void count_sign(ca_server_t *server, int err, credential_kind_t kind)
         ++server->sign_total[row][kind];
 }
 
-static void handle_sign(ca_server_t *server, h2o_req_t *req)
+/* Counts, logs and answers a refused sign request; detail (may be "") is sanitised in place. */
+static void refuse_sign(ca_server_t *server, sc_exchange_t *ex, int err, credential_kind_t kind, const char *peer,
+                        char *detail)
+{
+    count_sign(server, err, kind);
+    sanitize_detail(detail);
+    cmn_log_warn("sign refused for %s: %s%s%s", peer, ca_error_slug(err), detail[0] ? ": " : "", detail);
+    send_error(ex, err, detail);
+}
+
+/* Signs the CSR in body (the whole request body, borrowed) and answers ex. */
+static void handle_sign(ca_server_t *server, sc_exchange_t *ex, const char *body, size_t body_len)
 {
     ca_sign_request_t sign_req = {0};
     ca_credential_t cred = {0};
@@ -491,8 +465,8 @@ static void handle_sign(ca_server_t *server, h2o_req_t *req)
     time_t now = time(NULL);
     int err;
 
-    peer_name(req, peer, sizeof(peer));
-    client_key(req, client, sizeof(client));
+    peer_name(ex, peer, sizeof(peer));
+    client_key(ex, client, sizeof(client));
     /* An address whose credentials keep failing is turned away before any parsing, lookup or signature check. */
     if (!ca_ratelimit_allows(server->bad_credentials, client, uv_now(&server->loop))) {
         snprintf(detail, sizeof(detail), "%s: more than %u per minute, %u at once", client,
@@ -500,18 +474,13 @@ static void handle_sign(ca_server_t *server, h2o_req_t *req)
         err = CA_E_TOO_MANY_BAD_CREDENTIALS;
         goto Exit;
     }
-    if (req->entity.len > CA_BODY_MAX) {
-        snprintf(detail, sizeof(detail), "%zu bytes, at most %d", req->entity.len, CA_BODY_MAX);
-        err = CA_E_BODY_TOO_LARGE;
-        goto Exit;
-    }
-    if ((err = ca_sign_request_parse(req->entity.base != NULL ? req->entity.base : "", req->entity.len, &sign_req)) != 0)
+    if ((err = ca_sign_request_parse(body != NULL ? body : "", body_len, &sign_req)) != 0)
         goto Exit;
     if ((err = ca_sign_check_csr(sign_req.csr_pem, sign_req.csr_len, server->config->trust_domain, &csr)) != 0)
         goto Exit;
     if ((err = check_not_reserved(server, csr.spiffe_id, detail, sizeof(detail))) != 0)
         goto Exit;
-    if ((err = find_credential(server, req, now, &cred, detail, sizeof(detail))) != 0) {
+    if ((err = find_credential(server, ex, now, &cred, detail, sizeof(detail))) != 0) {
         /* Only refusals are charged; a table full of other addresses leaves this one untracked. */
         if (ca_error_status(err) == 401)
             (void)ca_ratelimit_take(server->bad_credentials, client, uv_now(&server->loop));
@@ -561,18 +530,16 @@ static void handle_sign(ca_server_t *server, h2o_req_t *req)
     crt_format_time(not_after, na, sizeof(na));
     cmn_log_info("issued %s serial %s until %s to %s (credential %s %s)", csr.spiffe_id, serial_hex, na, peer,
                  credential_names[cred.kind], cred.ref);
-    send_json(req, 200,
+    send_json(ex, 200,
               json_pack("{s:s, s:s, s:s, s:s, s:[s,s], s:o}", "spiffe_id", csr.spiffe_id, "serial", serial_hex,
                         "not_before", nb, "not_after", na, "chain", leaf_pem, server->authority.intermediate_pem,
                         "bundle", roots_array(server)));
 
 Exit:
-    count_sign(server, err, cred.kind);
-    if (err != 0) {
-        sanitize_detail(detail);
-        cmn_log_warn("sign refused for %s: %s%s%s", peer, ca_error_slug(err), detail[0] ? ": " : "", detail);
-        send_error(req, err, detail);
-    }
+    if (err != 0)
+        refuse_sign(server, ex, err, cred.kind, peer, detail);
+    else
+        count_sign(server, 0, cred.kind);
     free(leaf_pem);
     X509_free(cert);
     crt_csr_clear(&csr);
@@ -581,19 +548,19 @@ Exit:
 
 /* ---- GET endpoints -------------------------------------------------------- */
 
-static void handle_bundle(ca_server_t *server, h2o_req_t *req)
+static void handle_bundle(ca_server_t *server, sc_exchange_t *ex)
 {
-    send_json(req, 200, json_pack("{s:s, s:o}", "trust_domain", server->config->trust_domain, "roots", roots_array(server)));
+    send_json(ex, 200, json_pack("{s:s, s:o}", "trust_domain", server->config->trust_domain, "roots", roots_array(server)));
 }
 
-static void handle_healthz(ca_server_t *server, h2o_req_t *req)
+static void handle_healthz(ca_server_t *server, sc_exchange_t *ex)
 {
     char why[DETAIL_MAX] = "";
     if (ca_authority_check(&server->authority, time(NULL), why, sizeof(why)) != 0) {
-        send_json(req, 503, json_pack("{s:s, s:s}", "status", "unavailable", "reason", why));
+        send_json(ex, 503, json_pack("{s:s, s:s}", "status", "unavailable", "reason", why));
         return;
     }
-    send_json(req, 200, json_pack("{s:s}", "status", "ok"));
+    send_json(ex, 200, json_pack("{s:s}", "status", "ok"));
 }
 
 static int append_metric(char *buf, size_t cap, size_t *len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -610,10 +577,10 @@ static int append_metric(char *buf, size_t cap, size_t *len, const char *fmt, ..
     return 0;
 }
 
-static void handle_metrics(ca_server_t *server, h2o_req_t *req)
+static void handle_metrics(ca_server_t *server, sc_exchange_t *ex)
 {
     size_t cap = 64 * 1024, len = 0;
-    char *buf = h2o_mem_alloc_pool(&req->pool, cap);
+    char *buf = h2o_mem_alloc_pool(&ex->pool, cap);
     int bad = 0;
 
     bad |= append_metric(buf, cap, &len,
@@ -649,44 +616,135 @@ static void handle_metrics(ca_server_t *server, h2o_req_t *req)
                          (long long)server->authority.intermediate_not_after, (long long)server->authority.root_not_after,
                          (long long)server->serving_not_after, server->journal.records, server->active_connections);
     if (bad) {
-        send_error(req, CA_E_INTERNAL, "metrics do not fit");
+        send_error(ex, CA_E_INTERNAL, "metrics do not fit");
         return;
     }
-    send_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);
+    send_text(ex, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);
 }
 
-static int on_req(h2o_handler_t *self, h2o_req_t *req)
+/* ---- requests ------------------------------------------------------------ */
+
+static void on_sign_proceed(sc_exchange_t *ex)
 {
-    ca_server_t *server = ((ca_handler_t *)self)->server;
-    h2o_iovec_t path = req->path_normalized;
-    int is_get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
-                 h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
-    int is_post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
+    (void)ex; /* every answer goes out whole (SC_SEND_FINAL) */
+}
+
+/* A sign request while its body arrives; lives in the exchange's pool. */
+typedef struct st_ca_sign_t {
+    ca_server_t *server;
+    int too_large; /* past CA_BODY_MAX: the rest is read and dropped, then 413 */
+} ca_sign_t;
+
+/* The client went away while its body was on its way: nothing is answered. */
+static void on_sign_stop(sc_exchange_t *ex)
+{
+    ex->body.on_change = NULL;
+}
+
+static const sc_exchange_ops_t sign_ops = {.on_proceed = on_sign_proceed, .on_stop = on_sign_stop};
+
+/*
+ * More of a sign request's body arrived. It stays in the front end's buffer
+ * until it is complete, and only while it is within CA_BODY_MAX: past that
+ * (or when its declared length is) every further byte is dropped as it
+ * comes, and the 413 goes out once the client has sent it all. Answering at
+ * once would end the stream under a client still uploading, which curl
+ * reports as a failed transfer instead of the 413; the front end's own
+ * bound (CA_BODY_HARD_MAX) and timeouts cap what is read.
+ */
+static void on_sign_body(void *data)
+{
+    sc_exchange_t *ex = data;
+    ca_sign_t *sign = ex->data;
+    char detail[DETAIL_MAX] = "", peer[NI_MAXHOST + 16];
+
+    if (ex->body.failed) {
+        ex->body.on_change = NULL; /* the client is gone or broke the framing: no one to answer */
+        return;
+    }
+    if (ex->body.received > CA_BODY_MAX)
+        sign->too_large = 1;
+    if (sign->too_large)
+        sc_exchange_consume(ex, ex->body.buf->size);
+    if (!ex->body.complete)
+        return;
+    ex->body.on_change = NULL;
+    if (sign->too_large) {
+        peer_name(ex, peer, sizeof(peer));
+        snprintf(detail, sizeof(detail), "%llu bytes, at most %d", (unsigned long long)ex->body.received, CA_BODY_MAX);
+        refuse_sign(sign->server, ex, CA_E_BODY_TOO_LARGE, CRED_NONE, peer, detail);
+        return;
+    }
+    handle_sign(sign->server, ex, ex->body.buf->bytes, ex->body.buf->size);
+}
+
+/* POST /v1/sign: reads the body as it arrives (on_sign_body). */
+static void start_sign(ca_server_t *server, sc_exchange_t *ex)
+{
+    ca_sign_t *sign = h2o_mem_alloc_pool(&ex->pool, sizeof(*sign));
+
+    sign->server = server;
+    sign->too_large = ex->body.length != UINT64_MAX && ex->body.length > CA_BODY_MAX;
+    ex->ops = &sign_ops;
+    ex->data = sign;
+    ex->body.on_change = on_sign_body;
+    ex->body.data = ex;
+    if (ex->body.complete || ex->body.failed || ex->body.buf->size != 0)
+        on_sign_body(ex);
+}
+
+static void on_request(sc_front_t *front, sc_exchange_t *ex)
+{
+    ca_server_t *server = server_of_front(front);
+    /* the path as h2o's server matched it: dot segments resolved, the query left off */
+    size_t query_at;
+    size_t *norm_indexes;
+    h2o_iovec_t path = h2o_url_normalize_path(&ex->pool, ex->path.base, ex->path.len, &query_at, &norm_indexes);
+    int is_get = h2o_memis(ex->method.base, ex->method.len, H2O_STRLIT("GET")) ||
+                 h2o_memis(ex->method.base, ex->method.len, H2O_STRLIT("HEAD"));
+    int is_post = h2o_memis(ex->method.base, ex->method.len, H2O_STRLIT("POST"));
 
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/v1/sign"))) {
         if (!is_post)
-            send_error(req, CA_E_METHOD_NOT_ALLOWED, "use POST");
+            send_error(ex, CA_E_METHOD_NOT_ALLOWED, "use POST");
         else
-            handle_sign(server, req);
+            start_sign(server, ex);
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/v1/bundle"))) {
-        is_get ? handle_bundle(server, req) : send_error(req, CA_E_METHOD_NOT_ALLOWED, "use GET");
+        is_get ? handle_bundle(server, ex) : send_error(ex, CA_E_METHOD_NOT_ALLOWED, "use GET");
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
-        is_get ? handle_healthz(server, req) : send_error(req, CA_E_METHOD_NOT_ALLOWED, "use GET");
+        is_get ? handle_healthz(server, ex) : send_error(ex, CA_E_METHOD_NOT_ALLOWED, "use GET");
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
-        is_get ? handle_metrics(server, req) : send_error(req, CA_E_METHOD_NOT_ALLOWED, "use GET");
+        is_get ? handle_metrics(server, ex) : send_error(ex, CA_E_METHOD_NOT_ALLOWED, "use GET");
     } else {
-        send_error(req, CA_E_NOT_FOUND, NULL);
+        send_error(ex, CA_E_NOT_FOUND, NULL);
     }
-    return 0;
 }
+
+/* seam-ca keeps no access log: issuances and refusals are logged where they are decided. */
+static void on_log(sc_front_t *front, sc_exchange_t *ex)
+{
+    (void)front, (void)ex;
+}
+
+static const sc_front_handler_t front_handler = {.on_request = on_request, .on_log = on_log};
 
 /* ---- listener, signals, lifecycle ---------------------------------------- */
 
-static void on_connection_closed(uv_handle_t *handle)
+static void on_conn_handle_closed(uv_handle_t *handle)
 {
-    ca_server_t *server = handle->loop->data;
-    --server->active_connections;
-    free(handle);
+    ca_conn_t *conn = H2O_STRUCT_FROM_MEMBER(ca_conn_t, tcp, (uv_tcp_t *)handle);
+    --conn->server->active_connections;
+    free(conn);
+}
+
+/* h2o closed the socket (its SSL goes with it); the handle closes next. */
+static void on_sock_closed(void *data)
+{
+    ca_conn_t *conn = data;
+    conn->sock = NULL;
+    conn->ssl = NULL;
+    if (h2o_timeout_is_linked(&conn->handshake_entry))
+        h2o_timeout_unlink(&conn->handshake_entry);
 }
 
 static void on_refused_closed(uv_handle_t *handle)
@@ -694,27 +752,55 @@ static void on_refused_closed(uv_handle_t *handle)
     free(handle);
 }
 
+/* The handshake is over: serve HTTP as ALPN chose (h2, else HTTP/1.1). */
+static void on_handshake(h2o_socket_t *sock, const char *err)
+{
+    ca_conn_t *conn = sock->data;
+    if (conn == NULL)
+        return; /* timed out and closed */
+    if (h2o_timeout_is_linked(&conn->handshake_entry))
+        h2o_timeout_unlink(&conn->handshake_entry);
+    if (err != NULL) {
+        sc_sockio_close(sock);
+        return;
+    }
+    h2o_iovec_t alpn = h2o_socket_ssl_get_selected_protocol(sock);
+    sc_front_serve(&conn->server->front, sock,
+                   h2o_memis(alpn.base, alpn.len, H2O_STRLIT("h2")) ? SC_FRONT_HTTP2 : SC_FRONT_HTTP1);
+}
+
+static void on_handshake_timeout(h2o_timeout_entry_t *entry)
+{
+    ca_conn_t *conn = H2O_STRUCT_FROM_MEMBER(ca_conn_t, handshake_entry, entry);
+    h2o_socket_t *sock = conn->sock;
+    sock->data = NULL;
+    sc_sockio_close(sock);
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
     ca_server_t *server = listener->data;
-    uv_tcp_t *conn;
+    ca_conn_t *conn;
 
     if (status != 0)
         return;
     if ((conn = calloc(1, sizeof(*conn))) == NULL)
         return;
-    uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, on_refused_closed);
-        return;
-    }
-    if (server->active_connections >= server->config->max_connections) {
-        uv_close((uv_handle_t *)conn, on_refused_closed);
+    uv_tcp_init(listener->loop, &conn->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0 || server->active_connections >= server->config->max_connections) {
+        uv_close((uv_handle_t *)&conn->tcp, on_refused_closed);
         return;
     }
     ++server->active_connections;
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_connection_closed);
-    h2o_accept(&server->accept_ctx, sock);
+    conn->server = server;
+    uv_tcp_nodelay(&conn->tcp, 1); /* answers are one small write each */
+    conn->sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_conn_handle_closed);
+    conn->sock->on_close.cb = on_sock_closed;
+    conn->sock->on_close.data = conn; /* the front end hands it to each exchange as conn_data */
+    conn->sock->data = conn;
+    conn->handshake_entry.cb = on_handshake_timeout;
+    h2o_timeout_link(&server->loop, &server->handshake_timeout, &conn->handshake_entry);
+    h2o_socket_ssl_handshake(conn->sock, server->ssl_ctx, NULL, on_handshake);
 }
 
 static int parse_listen(const char *listen, struct sockaddr_storage *addr)
@@ -744,10 +830,8 @@ static int parse_listen(const char *listen, struct sockaddr_storage *addr)
 static void on_drain_tick(uv_timer_t *timer)
 {
     ca_server_t *server = timer->data;
-    uint64_t now = uv_now(timer->loop);
-    /* After a shutdown request h2o re-sends HTTP/2 GOAWAY from a one-second timer; the context cannot be disposed before. */
-    int settled = !server->shutdown_requested || now >= server->drain_started + CA_GOAWAY_SETTLE_MS;
-    if ((server->active_connections == 0 && settled) || now >= server->drain_deadline)
+    /* a connection counts until its handle closed, so none of the front end's timers is left running */
+    if (server->active_connections == 0 || uv_now(timer->loop) >= server->drain_deadline)
         uv_stop(timer->loop);
 }
 
@@ -766,15 +850,12 @@ static void on_stop_signal(uv_signal_t *sig, int signum)
     uv_signal_stop(&server->sigint);
     uv_signal_stop(&server->sighup);
     /*
-     * HTTP/1.1 connections close after their current request, HTTP/2 ones get
-     * GOAWAY; idle ones fall to the idle timeout, so the deadline bounds the drain.
+     * Idle HTTP/1.1 connections close now and busy ones after their current
+     * request; HTTP/2 ones get GOAWAY and close once their streams are done.
+     * A handshake under way falls to its timeout, so the deadline bounds the drain.
      */
-    if (server->active_connections != 0) {
-        h2o_context_request_shutdown(&server->ctx);
-        server->shutdown_requested = 1;
-    }
-    server->drain_started = uv_now(&server->loop);
-    server->drain_deadline = server->drain_started + server->config->idle_timeout_ms + CA_DRAIN_MS;
+    sc_front_shutdown(&server->front);
+    server->drain_deadline = uv_now(&server->loop) + server->config->idle_timeout_ms + CA_DRAIN_MS;
     server->drain_timer.data = server;
     uv_timer_start(&server->drain_timer, on_drain_tick, 0, CA_DRAIN_TICK_MS);
 }
@@ -830,7 +911,7 @@ int ca_server_run(const ca_server_config_t *config)
     ca_server_t *server = calloc(1, sizeof(*server));
     struct sockaddr_storage addr = {0};
     char detail[DETAIL_MAX] = "";
-    int exit_code = 1, loop_ready = 0, ctx_ready = 0, handles_ready = 0, r;
+    int exit_code = 1, loop_ready = 0, front_ready = 0, handles_ready = 0, r;
     time_t now = time(NULL);
 
     if (server == NULL) {
@@ -839,8 +920,6 @@ int ca_server_run(const ca_server_config_t *config)
     }
     server->config = config;
     server->journal.fd = -1;
-    server->ssl_index = -1;
-    h2o_config_init(&server->globalconf);
     if (parse_listen(config->listen, &addr) != 0) {
         cmn_log_error("--listen %s: not HOST:PORT with a numeric IPv4 or [IPv6] address", config->listen);
         goto Exit;
@@ -872,25 +951,10 @@ int ca_server_run(const ca_server_config_t *config)
         cmn_log_error("out of memory");
         goto Exit;
     }
-    if ((server->ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, on_ssl_ex_free)) < 0) {
-        cmn_log_error("cannot allocate TLS ex-data index");
-        goto Exit;
-    }
     if (make_ssl_ctx(server, now, detail, sizeof(detail)) != 0) {
         cmn_log_error("serving certificate: %s", detail);
         goto Exit;
     }
-
-    server->globalconf.max_request_entity_size = CA_BODY_HARD_MAX;
-    server->globalconf.handshake_timeout = config->idle_timeout_ms;
-    server->globalconf.http1.req_timeout = config->idle_timeout_ms;
-    server->globalconf.http2.idle_timeout = config->idle_timeout_ms;
-    server->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("seam-ca"));
-    h2o_hostconf_t *hostconf = h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
-    ca_handler_t *handler = (ca_handler_t *)h2o_create_handler(pathconf, sizeof(*handler));
-    handler->super.on_req = on_req;
-    handler->server = server;
 
     if ((r = uv_loop_init(&server->loop)) != 0) {
         cmn_log_error("event loop: %s", uv_strerror(r));
@@ -898,10 +962,12 @@ int ca_server_run(const ca_server_config_t *config)
     }
     loop_ready = 1;
     server->loop.data = server;
-    h2o_context_init(&server->ctx, &server->loop, &server->globalconf);
-    ctx_ready = 1;
-    server->accept_ctx.ctx = &server->ctx;
-    server->accept_ctx.hosts = server->globalconf.hosts;
+    /* The front end refuses bodies past CA_BODY_HARD_MAX by itself; the sign handler's bound is CA_BODY_MAX. */
+    sc_front_init(&server->front, &server->loop, &front_handler, server, 1, 0, CA_H2_MAX_STREAMS, CA_BODY_HARD_MAX,
+                  config->idle_timeout_ms, "seam-ca");
+    sc_front_set_h1_idle(&server->front, config->idle_timeout_ms);
+    h2o_timeout_init(&server->loop, &server->handshake_timeout, config->idle_timeout_ms);
+    front_ready = 1;
 
     uv_tcp_init(&server->loop, &server->listener);
     server->listener.data = server;
@@ -947,20 +1013,19 @@ Exit:
                     uv_close(own[i], on_close_noop);
         }
         if (server->active_connections != 0) {
-            /* h2o cannot dispose a context under live connections; the process exit reclaims them. */
+            /* their timers still point into the front end; the process exit reclaims them */
             cmn_log_warn("%u connection(s) still open at exit", server->active_connections);
             return exit_code;
         }
-        if (ctx_ready)
-            h2o_context_dispose(&server->ctx);
+        if (front_ready) {
+            sc_front_dispose(&server->front);
+            h2o_timeout_dispose(&server->loop, &server->handshake_timeout);
+        }
         uv_run(&server->loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&server->loop) != 0)
             cmn_log_warn("event loop still had handles at exit");
     }
-    h2o_config_dispose(&server->globalconf);
     SSL_CTX_free(server->ssl_ctx);
-    if (server->ssl_index >= 0)
-        CRYPTO_free_ex_index(CRYPTO_EX_INDEX_SSL, server->ssl_index);
     ca_ratelimit_free(server->ratelimit);
     ca_ratelimit_free(server->bad_credentials);
     if (server->journal.path != NULL)

@@ -1,4 +1,4 @@
-/* seam-ca's HTTPS service: h2o on one libuv loop, /v1/sign, /v1/bundle, /healthz, /metrics. */
+/* seam-ca's HTTPS service: Seam's HTTP front end on one libuv loop, /v1/sign, /v1/bundle, /healthz, /metrics. */
 #ifndef SEAM_CONTROL_SERVER_H
 #define SEAM_CONTROL_SERVER_H
 
@@ -17,9 +17,9 @@
 #define CA_SERVING_RETRY_SECONDS 60               /* retry after a failed renewal */
 #define CA_DEFAULT_IDLE_TIMEOUT_MS 10000          /* handshake, request and HTTP/2 idle timeouts */
 #define CA_MAX_CONNECTIONS_DEFAULT 1024           /* more are accepted and closed at once */
-#define CA_BODY_HARD_MAX (1024 * 1024)            /* h2o's own 413 above this; JSON 413 above CA_BODY_MAX */
+#define CA_BODY_HARD_MAX (1024 * 1024)            /* the front end's plain 413 above this; JSON 413 above CA_BODY_MAX */
+#define CA_H2_MAX_STREAMS 100                     /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS */
 #define CA_DRAIN_MS 1000                          /* SIGTERM waits the idle timeout plus this for connections */
-#define CA_GOAWAY_SETTLE_MS 1100                  /* h2o's HTTP/2 shutdown timer runs after one second */
 #define CA_DRAIN_TICK_MS 50                       /* how often a drain checks for open connections */
 
 /* Everything the service is started with; strings and objects are borrowed for the service's lifetime. */

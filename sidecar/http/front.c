@@ -296,6 +296,11 @@ void sc_front_init(sc_front_t *front, h2o_loop_t *loop, const sc_front_handler_t
     h2o_linklist_init_anchor(&front->conns);
 }
 
+void sc_front_set_h1_idle(sc_front_t *front, uint64_t ms)
+{
+    front->h1_idle.timeout = ms; /* h2o reads it at each link: with no entry linked yet, nothing is armed for the old value */
+}
+
 void sc_front_dispose(sc_front_t *front)
 {
     h2o_timeout_dispose(front->loop, &front->zero);

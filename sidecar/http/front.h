@@ -58,7 +58,7 @@ struct st_sc_front_t {
     uint64_t max_body;          /* request bodies larger than this: 413 (or a reset stream once under way) */
     const char *server_name;    /* the server header of responses */
     h2o_timeout_t zero;         /* runs on the loop's next turn */
-    h2o_timeout_t h1_idle;      /* SC_FRONT_H1_IDLE_MS */
+    h2o_timeout_t h1_idle;      /* SC_FRONT_H1_IDLE_MS, or sc_front_set_h1_idle()'s */
     h2o_timeout_t h2_idle;      /* an HTTP/2 connection with no open stream closes after this */
     h2o_timeout_t grace;        /* SC_FRONT_SHUTDOWN_GRACE_MS */
     h2o_timeout_t linger;       /* SC_FRONT_LINGER_MS */
@@ -77,6 +77,13 @@ struct st_sc_front_t {
 void sc_front_init(sc_front_t *front, h2o_loop_t *loop, const sc_front_handler_t *handler, void *data, int https,
                    int allow_h2c, uint32_t h2_max_streams, uint64_t max_body, uint64_t h2_idle_ms,
                    const char *server_name);
+
+/*
+ * Sets the HTTP/1.1 idle timeout (SC_FRONT_H1_IDLE_MS unless set): the wait
+ * for the next request, or for more of one under way. Call before the first
+ * sc_front_serve().
+ */
+void sc_front_set_h1_idle(sc_front_t *front, uint64_t ms);
 
 /*
  * Serves HTTP on sock (plain, or TLS with the handshake done), speaking

@@ -25,7 +25,7 @@ make_body "$WORK/db.json" "$WORK/db.csr"
 sign "$WORK/db.json" -H "Authorization: Bearer $("$SEAM_CA" token create --join-tokens "$TOKENS" --spiffe-id "$DB_ID")"
 check "another identity is not limited" 200 "$STATUS"
 
-# Body limits: JSON 413 above 64 KiB; far above, h2o refuses before reading it all.
+# Body limits: JSON 413 above 64 KiB; far above, the front end refuses before reading any of it.
 python3 -c 'import json,sys; json.dump({"csr": "x" * (65 * 1024)}, open(sys.argv[1], "w"))' "$WORK/big.json"
 expect_refusal "body over 64 KiB" 413 body-too-large "$WORK/big.json"
 huge=$(python3 - "$CA_PORT" "$CA_BUNDLE" <<'PY'
@@ -36,7 +36,7 @@ s.sendall(b"POST /v1/sign HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2097152
 print(s.recv(4096).split(b"\r\n")[0].decode())
 PY
 )
-check "body over 1 MiB refused before it is read" "HTTP/1.1 413 Request Entity Too Large" "$huge"
+check "body over 1 MiB refused before it is read" "HTTP/1.1 413 Payload Too Large" "$huge"
 
 # Idle and slow clients are cut off (--idle-timeout 1s).
 idle_close() {
