@@ -10,6 +10,7 @@
 
 #include "common/picohttpparser.h"
 #include "sidecar/http/forward.h"
+#include "sidecar/http/wqueue.h"
 #include "common/log.h"
 #include "sidecar/http/exchange.h"
 #include "sidecar/inbound.h"
@@ -36,8 +37,7 @@ typedef struct st_sc_appreq_t {
     h2o_buffer_t *ready;   /* response body bytes not yet handed to the front end */
     h2o_buffer_t *sending; /* the bytes the front end is sending now */
     /* the request body, passed on as the client sends it */
-    h2o_buffer_t *upload;  /* bytes being written to the app */
-    int writing;           /* a write to the app is under way */
+    sc_wqueue_t upload;    /* bytes for the app: the head, then the body framed */
     int body_chunked;      /* the app gets it chunked (its length is unknown) */
     int body_queued;       /* the last of the body (or the head, without one) went into a write */
     int body_sent;         /* ... and that write finished: the connection may be reused */
@@ -178,7 +178,7 @@ static void release_app(sc_appreq_t *ar, int reuse)
         return;
     ar->conn = NULL;
     ar->sock = NULL;
-    if (reuse && ar->paused == 0 && ar->body_sent && !ar->writing)
+    if (reuse && ar->paused == 0 && ar->body_sent && !ar->upload.writing)
         pool_put(conn);
     else
         conn_close(conn);
@@ -249,7 +249,7 @@ static void on_dispose(void *p)
     release_app(ar, 0);
     h2o_buffer_dispose(&ar->ready);
     h2o_buffer_dispose(&ar->sending);
-    h2o_buffer_dispose(&ar->upload);
+    sc_wqueue_dispose(&ar->upload);
 }
 
 /* Moves body bytes from the socket's input into ready, decoding the framing. Returns 0, or -1 on bad framing. */
@@ -463,8 +463,7 @@ static void on_app_written(h2o_socket_t *sock, const char *err)
     sc_appreq_t *ar = conn != NULL ? conn->user : NULL;
     if (ar == NULL || ar->req == NULL)
         return;
-    ar->writing = 0;
-    h2o_buffer_consume(&ar->upload, ar->upload->size);
+    sc_wqueue_written(&ar->upload);
     if (err != NULL) {
         if (!ar->started) {
             fail_early(ar, 502, "app-closed", "bad gateway: the app at %s closed the connection (%s)\n", err);
@@ -488,47 +487,38 @@ static void on_app_written(h2o_socket_t *sock, const char *err)
         release_app(ar, ar->keepalive && !ar->failed); /* the answer finished first: now the connection is free */
 }
 
-static void append_upload(sc_appreq_t *ar, const char *bytes, size_t len)
-{
-    h2o_iovec_t room = h2o_buffer_reserve(&ar->upload, len);
-    memcpy(room.base, bytes, len);
-    ar->upload->size += len;
-}
-
 /* Writes the next piece of the request body (what the client has sent so far), framed for the app. */
 static void send_body(sc_appreq_t *ar)
 {
-    if (ar->writing || ar->body_queued || ar->sock == NULL || ar->req == NULL)
+    if (ar->upload.writing || ar->body_queued || ar->sock == NULL || ar->req == NULL)
         return;
     sc_http_body_t *body = &ar->req->body;
     size_t n = body->buf->size < SC_APP_UPLOAD_CHUNK ? body->buf->size : SC_APP_UPLOAD_CHUNK;
     if (n != 0) {
         char size[24];
         int size_len = ar->body_chunked ? snprintf(size, sizeof(size), "%zx\r\n", n) : 0;
-        h2o_iovec_t room = h2o_buffer_reserve(&ar->upload, n + (size_t)size_len + 2);
+        h2o_iovec_t room = sc_wqueue_reserve(&ar->upload, n + (size_t)size_len + 2);
         memcpy(room.base, size, (size_t)size_len);
         memcpy(room.base + size_len, body->buf->bytes, n);
-        ar->upload->size += (size_t)size_len + n;
-        if (ar->body_chunked) {
-            memcpy(ar->upload->bytes + ar->upload->size, "\r\n", 2);
-            ar->upload->size += 2;
-        }
+        if (ar->body_chunked)
+            memcpy(room.base + size_len + n, "\r\n", 2);
+        sc_wqueue_commit(&ar->upload, (size_t)size_len + n + (ar->body_chunked ? 2 : 0));
         sc_exchange_consume(ar->req, n);
     }
     if (body->buf->size == 0 && body->complete) {
         if (ar->body_chunked) {
             /* the last chunk, and the client's trailers in its trailer section */
-            append_upload(ar, "0\r\n", 3);
+            sc_wqueue_append(&ar->upload, "0\r\n", 3);
             for (size_t i = 0; i != body->trailers.size; ++i) {
                 const sc_http_field_t *f = &body->trailers.entries[i];
                 if (sc_forward_drop_header((sc_slice_t){f->name.base, f->name.len}, (sc_slice_t){NULL, 0}))
                     continue;
-                append_upload(ar, f->name.base, f->name.len);
-                append_upload(ar, ": ", 2);
-                append_upload(ar, f->value.base, f->value.len);
-                append_upload(ar, "\r\n", 2);
+                sc_wqueue_append(&ar->upload, f->name.base, f->name.len);
+                sc_wqueue_append(&ar->upload, ": ", 2);
+                sc_wqueue_append(&ar->upload, f->value.base, f->value.len);
+                sc_wqueue_append(&ar->upload, "\r\n", 2);
             }
-            append_upload(ar, "\r\n", 2);
+            sc_wqueue_append(&ar->upload, "\r\n", 2);
         }
         ar->body_queued = 1;
     } else if (body->buf->size == 0 && body->failed && n == 0) {
@@ -537,13 +527,11 @@ static void send_body(sc_appreq_t *ar)
     } else if (n == 0) {
         disarm_timeout(ar); /* waiting for the client, not the app: --app-timeout does not run */
     }
-    if (ar->upload->size == 0) {
+    if (sc_wqueue_size(&ar->upload) == 0) {
         ar->body_sent = ar->body_queued;
         return;
     }
-    h2o_iovec_t vec = h2o_iovec_init(ar->upload->bytes, ar->upload->size);
-    ar->writing = 1;
-    h2o_socket_write(ar->sock, &vec, 1, on_app_written);
+    sc_wqueue_flush(&ar->upload, ar->sock, on_app_written);
 }
 
 static void on_body_change(void *data)
@@ -614,13 +602,9 @@ static void start_exchange(sc_appreq_t *ar)
        the answer may come before the whole body went out */
     ar->reading = 1;
     h2o_socket_read_start(ar->sock, on_app_read);
-    h2o_iovec_t room = h2o_buffer_reserve(&ar->upload, head.len);
-    memcpy(room.base, head.base, head.len);
-    ar->upload->size += head.len;
+    sc_wqueue_append(&ar->upload, head.base, head.len);
     arm_timeout(ar);
-    ar->writing = 1;
-    h2o_iovec_t vec = h2o_iovec_init(ar->upload->bytes, ar->upload->size);
-    h2o_socket_write(ar->sock, &vec, 1, on_app_written);
+    sc_wqueue_flush(&ar->upload, ar->sock, on_app_written);
 }
 
 static void on_app_connect(h2o_socket_t *sock, const char *err)
@@ -678,7 +662,7 @@ void sc_app_forward(sc_exchange_t *req, const sc_app_target_t *target)
     ar->timeout.cb = on_timeout;
     h2o_buffer_init(&ar->ready, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&ar->sending, &h2o_socket_buffer_prototype);
-    h2o_buffer_init(&ar->upload, &h2o_socket_buffer_prototype);
+    sc_wqueue_init(&ar->upload);
     req->body.on_change = on_body_change;
     req->body.data = ar;
 

@@ -16,6 +16,7 @@
 #include "sidecar/error.h"
 #include "sidecar/http/forward.h"
 #include "sidecar/http/sockio.h"
+#include "sidecar/http/wqueue.h"
 
 typedef struct st_sc_h2conn_t sc_h2conn_t;
 typedef struct st_sc_ostream_t sc_ostream_t;
@@ -71,9 +72,7 @@ struct st_sc_h2conn_t {
     char peer_id[CRT_SPIFFE_ID_MAX + 1];
     size_t num_streams;     /* attached streams (waiting or open) */
     h2o_linklist_t streams; /* sc_ostream_t */
-    h2o_buffer_t *wbuf;     /* frames from nghttp2 not yet handed to the socket */
-    h2o_buffer_t *wbuf_inflight;
-    int writing;
+    sc_wqueue_t out;        /* frames for the socket */
     h2o_timeout_entry_t idle_entry;
 };
 
@@ -304,8 +303,7 @@ static void on_conn_write(h2o_socket_t *sock, const char *err)
     sc_h2conn_t *conn = sock->data;
     if (conn == NULL)
         return; /* closed by us meanwhile */
-    conn->writing = 0;
-    h2o_buffer_consume(&conn->wbuf_inflight, conn->wbuf_inflight->size);
+    sc_wqueue_written(&conn->out);
     if (err != NULL) {
         char detail[200];
         snprintf(detail, sizeof(detail), "the mesh connection failed while writing (%s)", err);
@@ -318,32 +316,21 @@ static void on_conn_write(h2o_socket_t *sock, const char *err)
 /* Moves frames from nghttp2 to the socket; one write in flight at a time, which paces DATA to the network. */
 static void conn_flush(sc_h2conn_t *conn)
 {
-    if (conn->writing || conn->in_callback || conn->sock == NULL || conn->state < CONN_PREFACE)
+    if (conn->out.writing || conn->in_callback || conn->sock == NULL || conn->state < CONN_PREFACE)
         return;
-    while (conn->wbuf->size < SC_UPSTREAM_WRITE_BATCH) {
-        const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(conn->session, &data);
-        if (n < 0) {
-            conn_close(conn, 502, crt_diag_slug(CRT_DIAG_TLS_ERROR), nghttp2_strerror((int)n));
-            return;
-        }
-        if (n == 0)
-            break;
-        h2o_iovec_t dst = h2o_buffer_reserve(&conn->wbuf, (size_t)n);
-        memcpy(dst.base, data, (size_t)n);
-        conn->wbuf->size += (size_t)n;
+    int err = sc_wqueue_pull_h2(&conn->out, conn->session);
+    if (err != 0) {
+        conn_close(conn, 502, crt_diag_slug(CRT_DIAG_TLS_ERROR), nghttp2_strerror(err));
+        return;
     }
-    if (conn->wbuf->size == 0) {
+    if (sc_wqueue_size(&conn->out) == 0) {
         if (!nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session))
             conn_close(conn, 502, "upstream-closed", "the upstream closed the mesh connection");
+        else if (conn->num_streams == 0)
+            sc_wqueue_trim(&conn->out); /* a pooled connection with no stream holds no write buffer */
         return;
     }
-    h2o_buffer_t *tmp = conn->wbuf_inflight;
-    conn->wbuf_inflight = conn->wbuf;
-    conn->wbuf = tmp;
-    conn->writing = 1;
-    h2o_iovec_t buf = h2o_iovec_init(conn->wbuf_inflight->bytes, conn->wbuf_inflight->size);
-    h2o_socket_write(conn->sock, &buf, 1, on_conn_write);
+    sc_wqueue_flush(&conn->out, conn->sock, on_conn_write);
 }
 
 static size_t max_streams(sc_h2conn_t *conn)
@@ -991,8 +978,7 @@ static void conn_close(sc_h2conn_t *conn, int status, const char *category, cons
         sc_sockio_close(conn->sock);
     }
     sc_metrics_upstream_connection_delta(conn->up->env->metrics, -1);
-    h2o_buffer_dispose(&conn->wbuf);
-    h2o_buffer_dispose(&conn->wbuf_inflight);
+    sc_wqueue_dispose(&conn->out);
     if (conn->tls != NULL)
         sc_tls_release(conn->tls);
     free(conn);
@@ -1025,8 +1011,7 @@ static sc_h2conn_t *conn_open(sc_upstream_t *up)
     if (conn->tls != NULL)
         sc_tls_addref(conn->tls);
     h2o_linklist_init_anchor(&conn->streams);
-    h2o_buffer_init(&conn->wbuf, &h2o_socket_buffer_prototype);
-    h2o_buffer_init(&conn->wbuf_inflight, &h2o_socket_buffer_prototype);
+    sc_wqueue_init(&conn->out);
     conn->idle_entry.cb = on_idle_timeout;
     h2o_linklist_insert(&up->conns, &conn->link);
     sc_metrics_upstream_connection_delta(env->metrics, 1);

@@ -21,7 +21,6 @@
 #define SC_UPSTREAM_STREAMS_DEFAULT 100        /* streams per connection until the peer's SETTINGS say */
 #define SC_UPSTREAM_STREAM_WINDOW (256 * 1024) /* per-stream receive window: bounds buffered response bytes */
 #define SC_UPSTREAM_CONN_WINDOW (4 * 1024 * 1024) /* connection receive window */
-#define SC_UPSTREAM_WRITE_BATCH (64 * 1024)    /* bytes gathered from nghttp2 per socket write */
 #define SC_UPSTREAM_H2C_REFUSED_MS 30000       /* an app that refused h2c is spoken to over HTTP/1.1 this long */
 
 typedef struct st_sc_upstream_t sc_upstream_t;

@@ -116,23 +116,7 @@ static void on_written(h2o_socket_t *sock, const char *err);
 /* Hands the queued bytes to the socket unless a write is under way. */
 void sc_fconn_flush_socket(sc_fconn_t *conn)
 {
-    if (conn->writing || conn->sock == NULL || conn->wbuf->size == 0)
-        return;
-    h2o_buffer_t *swap = conn->wbuf_inflight;
-    conn->wbuf_inflight = conn->wbuf;
-    conn->wbuf = swap;
-    h2o_iovec_t vec = h2o_iovec_init(conn->wbuf_inflight->bytes, conn->wbuf_inflight->size);
-    conn->writing = 1;
-    h2o_socket_write(conn->sock, &vec, 1, on_written);
-}
-
-static void queue_bytes(sc_fconn_t *conn, const void *bytes, size_t len)
-{
-    if (len == 0)
-        return;
-    h2o_iovec_t room = h2o_buffer_reserve(&conn->wbuf, len);
-    memcpy(room.base, bytes, len);
-    conn->wbuf->size += len;
+    sc_wqueue_flush(&conn->out, conn->sock, on_written);
 }
 
 void sc_fconn_enter(sc_fconn_t *conn)
@@ -142,8 +126,7 @@ void sc_fconn_enter(sc_fconn_t *conn)
 
 static void conn_free(sc_fconn_t *conn)
 {
-    h2o_buffer_dispose(&conn->wbuf);
-    h2o_buffer_dispose(&conn->wbuf_inflight);
+    sc_wqueue_dispose(&conn->out);
     free(conn);
 }
 
@@ -201,23 +184,24 @@ static void on_written(h2o_socket_t *sock, const char *err)
     if (conn == NULL)
         return;
     sc_fconn_enter(conn);
-    conn->writing = 0;
+    sc_wqueue_written(&conn->out);
     if (err != NULL) {
         sc_fconn_close(conn);
     } else {
-        h2o_buffer_consume(&conn->wbuf_inflight, conn->wbuf_inflight->size);
         if (conn->protocol == SC_FRONT_HTTP2) {
             sc_front_h2_on_written(conn);
         } else {
             sc_fconn_flush_socket(conn);
             sc_freq_t *r = conn->cur;
-            if (r != NULL && r->want_proceed && conn->wbuf->size < SC_FRONT_OUT_LOW) {
+            if (sc_wqueue_empty(&conn->out) && (r == NULL || r->final))
+                sc_wqueue_trim(&conn->out); /* between requests a connection holds no write buffer */
+            if (r != NULL && r->want_proceed && sc_wqueue_size(&conn->out) < SC_FRONT_OUT_LOW) {
                 r->want_proceed = 0;
                 r->ex.ops->on_proceed(&r->ex);
             }
-            if (!conn->dead && conn->cur != NULL && conn->cur->final && !conn->writing && conn->wbuf->size == 0)
+            if (!conn->dead && conn->cur != NULL && conn->cur->final && sc_wqueue_empty(&conn->out))
                 h1_handle_input(conn); /* the response is out: finish the request */
-            else if (!conn->dead && conn->closing && !conn->writing && conn->wbuf->size == 0)
+            else if (!conn->dead && conn->closing && sc_wqueue_empty(&conn->out))
                 h1_linger(conn); /* a refused request: its body may still be on its way */
         }
     }
@@ -243,7 +227,7 @@ static void on_resume(h2o_timeout_entry_t *entry)
         sc_front_h2_on_written(conn);
     } else {
         sc_freq_t *r = conn->cur;
-        if (r != NULL && r->want_proceed && !conn->writing) {
+        if (r != NULL && r->want_proceed && !conn->out.writing) {
             r->want_proceed = 0;
             r->ex.ops->on_proceed(&r->ex);
         }
@@ -323,8 +307,7 @@ void sc_front_serve(sc_front_t *front, h2o_socket_t *sock, sc_front_protocol_t p
     conn->grace_entry.cb = on_grace;
     h2o_linklist_init_anchor(&conn->proceed);
     h2o_linklist_init_anchor(&conn->streams);
-    h2o_buffer_init(&conn->wbuf, &h2o_socket_buffer_prototype);
-    h2o_buffer_init(&conn->wbuf_inflight, &h2o_socket_buffer_prototype);
+    sc_wqueue_init(&conn->out);
     h2o_linklist_insert(&front->conns, &conn->link);
     ++front->num_conns;
     sock->data = conn;
@@ -359,7 +342,7 @@ void sc_front_shutdown(sc_front_t *front)
 
 static void queue_str(sc_fconn_t *conn, const char *s)
 {
-    queue_bytes(conn, s, strlen(s));
+    sc_wqueue_append(&conn->out, s, strlen(s));
 }
 
 /* A response the front end answers by itself (the request never reached a handler); the connection then closes. */
@@ -403,10 +386,10 @@ static void queue_fields(sc_fconn_t *conn, const sc_http_fields_t *fields)
         const sc_http_field_t *f = &fields->entries[i];
         if (sc_front_skip_response_header(&f->name))
             continue;
-        queue_bytes(conn, f->name.base, f->name.len);
-        queue_bytes(conn, ": ", 2);
-        queue_bytes(conn, f->value.base, f->value.len);
-        queue_bytes(conn, "\r\n", 2);
+        sc_wqueue_append(&conn->out, f->name.base, f->name.len);
+        sc_wqueue_append(&conn->out, ": ", 2);
+        sc_wqueue_append(&conn->out, f->value.base, f->value.len);
+        sc_wqueue_append(&conn->out, "\r\n", 2);
     }
 }
 
@@ -423,16 +406,16 @@ static void h1_queue_head(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, siz
     snprintf(line, sizeof(line), "HTTP/1.1 %03d ", ex->status);
     queue_str(conn, line);
     if (ex->reason.base != NULL)
-        queue_bytes(conn, ex->reason.base, ex->reason.len); /* the app's, of any length */
+        sc_wqueue_append(&conn->out, ex->reason.base, ex->reason.len); /* the app's, of any length */
     else
         queue_str(conn, sc_http_reason_phrase(ex->status));
-    queue_bytes(conn, "\r\n", 2);
+    sc_wqueue_append(&conn->out, "\r\n", 2);
     h2o_iovec_t date = sc_front_date(conn->front);
     queue_str(conn, "date: ");
-    queue_bytes(conn, date.base, date.len);
+    sc_wqueue_append(&conn->out, date.base, date.len);
     queue_str(conn, "\r\nserver: ");
     queue_str(conn, conn->front->server_name);
-    queue_bytes(conn, "\r\n", 2);
+    sc_wqueue_append(&conn->out, "\r\n", 2);
     queue_fields(conn, &ex->res_headers);
     uint64_t length = ex->res_content_length;
     if (length == UINT64_MAX && state == SC_SEND_FINAL && !r->no_body && ex->res_trailers.size == 0) {
@@ -453,7 +436,7 @@ static void h1_queue_head(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, siz
         queue_str(conn, "connection: close\r\n");
     else if (ex->version < 0x101)
         queue_str(conn, "connection: keep-alive\r\n");
-    queue_bytes(conn, "\r\n", 2);
+    sc_wqueue_append(&conn->out, "\r\n", 2);
 }
 
 static void h1_send(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state)
@@ -469,9 +452,9 @@ static void h1_send(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bu
                 snprintf(size, sizeof(size), "%zx\r\n", bufs[i].len);
                 queue_str(conn, size);
             }
-            queue_bytes(conn, bufs[i].base, bufs[i].len);
+            sc_wqueue_append(&conn->out, bufs[i].base, bufs[i].len);
             if (r->chunked)
-                queue_bytes(conn, "\r\n", 2);
+                sc_wqueue_append(&conn->out, "\r\n", 2);
         }
     }
     if (state == SC_SEND_FINAL) {
@@ -480,7 +463,7 @@ static void h1_send(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bu
             /* the trailers ride in the last chunk's trailer section; a body with a length has none to carry them */
             queue_str(conn, "0\r\n");
             queue_fields(conn, &r->ex.res_trailers);
-            queue_bytes(conn, "\r\n", 2);
+            sc_wqueue_append(&conn->out, "\r\n", 2);
         }
         gettimeofday(&r->ex.response_end_at, NULL);
     } else if (state == SC_SEND_ERROR) {
@@ -490,7 +473,7 @@ static void h1_send(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bu
         r->want_proceed = 1;
     }
     sc_fconn_flush_socket(conn);
-    if (r->want_proceed && !conn->writing)
+    if (r->want_proceed && !conn->out.writing)
         sc_fconn_resume_soon(conn); /* nothing to write: the handler still gets its proceed */
 }
 
@@ -768,7 +751,7 @@ static void h1_handle_input(sc_fconn_t *conn)
         if (conn->dead || conn->closing)
             return;
         sc_freq_t *r = conn->cur;
-        if (r != NULL && r->final && !conn->writing && conn->wbuf->size == 0) {
+        if (r != NULL && r->final && sc_wqueue_empty(&conn->out)) {
             /* the response is out: the request is done; the connection carries the next one if it may */
             int keep = r->keepalive && !r->failed && r->ex.body.complete && !conn->front->shutting_down &&
                        !conn->read_eof;

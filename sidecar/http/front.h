@@ -33,7 +33,6 @@
                                              (with room in the window) is reset */
 #define SC_FRONT_LINGER_MS 2000           /* HTTP/1.1: after a response that left a body unread, the
                                              client's further bytes are read and dropped this long */
-#define SC_FRONT_WRITE_BATCH (64 * 1024)  /* HTTP/2 frame bytes gathered per socket write */
 
 typedef enum { SC_FRONT_HTTP1 = 1, SC_FRONT_HTTP2 = 2 } sc_front_protocol_t;
 

@@ -7,6 +7,7 @@
 #include "common/picohttpparser.h"
 #include "sidecar/http/front.h"
 #include "sidecar/http/sockio.h"
+#include "sidecar/http/wqueue.h"
 
 typedef struct st_sc_fconn_t sc_fconn_t;
 
@@ -43,8 +44,7 @@ struct st_sc_fconn_t {
     h2o_socket_t *sock;
     sc_front_protocol_t protocol;
     h2o_timeout_entry_t timeout;
-    h2o_buffer_t *wbuf, *wbuf_inflight; /* bytes for the socket: queued, and being written */
-    int writing;
+    sc_wqueue_t out; /* bytes for the socket */
     int reading;     /* HTTP/1.1: the socket is being read */
     int closing;     /* close once the writes are out */
     int lingering;   /* HTTP/1.1: done, reading (and dropping) what the client still sends before the close */

@@ -68,30 +68,26 @@ void sc_front_h2_flush(sc_fconn_t *conn)
 {
     if (conn->dead || conn->in_callback || conn->sock == NULL || conn->session == NULL)
         return;
-    if (!conn->writing) {
-        while (conn->wbuf->size < SC_FRONT_WRITE_BATCH) {
-            const uint8_t *data;
-            conn->in_callback = 1;
-            ssize_t n = nghttp2_session_mem_send(conn->session, &data);
-            conn->in_callback = 0;
-            if (conn->dead)
-                return;
-            if (n < 0) {
-                sc_fconn_close(conn);
-                return;
-            }
-            if (n == 0)
-                break;
-            h2o_iovec_t room = h2o_buffer_reserve(&conn->wbuf, (size_t)n);
-            memcpy(room.base, data, (size_t)n);
-            conn->wbuf->size += (size_t)n;
+    if (!conn->out.writing) {
+        conn->in_callback = 1;
+        int err = sc_wqueue_pull_h2(&conn->out, conn->session);
+        conn->in_callback = 0;
+        if (conn->dead)
+            return;
+        if (err != 0) {
+            sc_fconn_close(conn);
+            return;
         }
         sc_fconn_flush_socket(conn);
     }
-    if (conn->num_streams == 0 && !h2o_timeout_is_linked(&conn->timeout))
-        h2o_timeout_link(conn->front->loop, &conn->front->h2_idle, &conn->timeout);
-    if (!nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session) && !conn->writing &&
-        conn->wbuf->size == 0)
+    if (conn->num_streams == 0) {
+        if (!h2o_timeout_is_linked(&conn->timeout))
+            h2o_timeout_link(conn->front->loop, &conn->front->h2_idle, &conn->timeout);
+        if (sc_wqueue_empty(&conn->out))
+            sc_wqueue_trim(&conn->out); /* an idle connection holds no write buffer */
+    }
+    if (!nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session) &&
+        sc_wqueue_empty(&conn->out))
         sc_fconn_close(conn); /* GOAWAY went both ways or out with no stream left: done */
 }
 
@@ -223,7 +219,7 @@ void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_st
     }
     int waits = r->want_proceed;
     sc_front_h2_flush(conn); /* may close the stream, and free r with it */
-    if (!conn->dead && waits && !conn->writing)
+    if (!conn->dead && waits && !conn->out.writing)
         sc_fconn_resume_soon(conn); /* nothing went to the socket: the proceed comes on the next turn */
 }
 
