@@ -561,8 +561,7 @@ static h2o_iovec_t request_head(sc_exchange_t *req)
     for (size_t i = 0; i != req->headers.size; ++i) {
         const sc_http_field_t *h = &req->headers.entries[i];
         sc_slice_t name = {h->name.base, h->name.len};
-        if ((!slice_is(name, SC_XFCC_HEADER) && sc_forward_drop_header(name, connection)) ||
-            slice_is(name, "x-forwarded-proto") || slice_is(name, "expect"))
+        if ((!slice_is(name, SC_XFCC_HEADER) && sc_forward_drop_header(name, connection)) || slice_is(name, "expect"))
             continue; /* the x-forwarded-client-cert left in req is the one this sidecar wrote */
         APPEND(h->name.base, h->name.len);
         APPEND(": ", 2);
@@ -574,17 +573,6 @@ static h2o_iovec_t request_head(sc_exchange_t *req)
         p += sprintf(p, "content-length: %llu\r\n", (unsigned long long)body->length);
     else if (body->expected)
         APPEND("transfer-encoding: chunked\r\n", 28);
-    /* what a reverse proxy tells the app: the hop was TLS, and the address it came from */
-    APPEND("x-forwarded-proto: https\r\n", 26);
-    struct sockaddr_storage peer;
-    char ip[INET6_ADDRSTRLEN] = "";
-    socklen_t peer_len = sc_exchange_peername(req, (struct sockaddr *)&peer, sizeof(peer));
-    if (peer_len != 0 && peer.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, ip, sizeof(ip));
-    else if (peer_len != 0 && peer.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, ip, sizeof(ip));
-    if (ip[0] != '\0')
-        p += sprintf(p, "x-forwarded-for: %s\r\n", ip);
     APPEND("\r\n", 2);
 #undef APPEND
     return h2o_iovec_init(buf, (size_t)(p - buf));

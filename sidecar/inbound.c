@@ -305,6 +305,42 @@ static void on_h2c_refused(sc_upstream_env_t *env, sc_exchange_t *ex)
     sc_app_forward(ex, &w->app_target);
 }
 
+/*
+ * What the sidecar tells the app about the hop, in either protocol: the
+ * caller's verified identity (x-forwarded-client-cert, replacing any the
+ * caller sent), that the hop was TLS (x-forwarded-proto, likewise replaced)
+ * and the address it came from (appended to x-forwarded-for, as proxies do).
+ */
+static void state_forwarding_headers(sc_exchange_t *ex, sc_conn_t *conn)
+{
+    sc_http_fields_delete_all(&ex->headers, H2O_STRLIT(SC_XFCC_HEADER));
+    h2o_iovec_t xfcc = h2o_concat(&ex->pool, h2o_iovec_init(H2O_STRLIT("By=")),
+                                  h2o_iovec_init(conn->tls->spiffe_id, strlen(conn->tls->spiffe_id)),
+                                  h2o_iovec_init(H2O_STRLIT(";URI=")), h2o_iovec_init(conn->peer_id, strlen(conn->peer_id)));
+    sc_http_fields_add_ref(&ex->pool, &ex->headers, h2o_iovec_init(H2O_STRLIT(SC_XFCC_HEADER)), xfcc);
+    sc_http_fields_delete_all(&ex->headers, H2O_STRLIT("x-forwarded-proto"));
+    sc_http_fields_add_ref(&ex->pool, &ex->headers, h2o_iovec_init(H2O_STRLIT("x-forwarded-proto")),
+                           h2o_iovec_init(H2O_STRLIT("https")));
+
+    struct sockaddr_storage peer;
+    char ip[INET6_ADDRSTRLEN] = "";
+    socklen_t peer_len = sc_exchange_peername(ex, (struct sockaddr *)&peer, sizeof(peer));
+    if (peer_len != 0 && peer.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, ip, sizeof(ip));
+    else if (peer_len != 0 && peer.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, ip, sizeof(ip));
+    if (ip[0] == '\0')
+        return;
+    h2o_iovec_t addr = h2o_strdup(&ex->pool, ip, SIZE_MAX);
+    ssize_t i = sc_http_fields_find(&ex->headers, H2O_STRLIT("x-forwarded-for"), -1);
+    if (i != -1) {
+        sc_http_field_t *f = &ex->headers.entries[i];
+        f->value = h2o_concat(&ex->pool, f->value, h2o_iovec_init(H2O_STRLIT(", ")), addr);
+    } else {
+        sc_http_fields_add_ref(&ex->pool, &ex->headers, h2o_iovec_init(H2O_STRLIT("x-forwarded-for")), addr);
+    }
+}
+
 /* Sends an authorized exchange to the app, in the protocol it was sent in by the calling app (or the pinned one). */
 static void forward_to_app(sc_worker_t *w, sc_exchange_t *ex)
 {
@@ -387,12 +423,7 @@ static void on_request(sc_front_t *front, sc_exchange_t *ex)
         return;
     }
 
-    /* x-forwarded-client-cert: drop what the client sent, then state what the sidecar verified */
-    sc_http_fields_delete_all(&ex->headers, H2O_STRLIT(SC_XFCC_HEADER));
-    h2o_iovec_t xfcc = h2o_concat(&ex->pool, h2o_iovec_init(H2O_STRLIT("By=")),
-                                  h2o_iovec_init(conn->tls->spiffe_id, strlen(conn->tls->spiffe_id)),
-                                  h2o_iovec_init(H2O_STRLIT(";URI=")), h2o_iovec_init(conn->peer_id, strlen(conn->peer_id)));
-    sc_http_fields_add_ref(&ex->pool, &ex->headers, h2o_iovec_init(H2O_STRLIT(SC_XFCC_HEADER)), xfcc);
+    state_forwarding_headers(ex, conn);
     forward_to_app(w, ex);
 }
 

@@ -393,6 +393,16 @@ static void queue_fields(sc_fconn_t *conn, const sc_http_fields_t *fields)
     }
 }
 
+static int has_token(const char *list, size_t len, const char *token);
+
+/* True when the HTTP/1.1 client said it takes trailers (TE: trailers). */
+static int h1_takes_trailers(sc_exchange_t *ex)
+{
+    ssize_t i = sc_http_fields_find(&ex->headers, H2O_STRLIT("te"), -1);
+    return ex->version >= 0x101 && i != -1 &&
+           has_token(ex->headers.entries[i].value.base, ex->headers.entries[i].value.len, "trailers");
+}
+
 static void h1_queue_head(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state)
 {
     sc_exchange_t *ex = &r->ex;
@@ -418,6 +428,8 @@ static void h1_queue_head(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, siz
     sc_wqueue_append(&conn->out, "\r\n", 2);
     queue_fields(conn, &ex->res_headers);
     uint64_t length = ex->res_content_length;
+    if (state == SC_SEND_FINAL ? ex->res_trailers.size != 0 : h1_takes_trailers(ex))
+        length = UINT64_MAX; /* only a chunked body carries trailers: a client that takes them gets one */
     if (length == UINT64_MAX && state == SC_SEND_FINAL && !r->no_body && ex->res_trailers.size == 0) {
         length = 0; /* the whole body is here: say how long it is */
         for (size_t i = 0; i != bufcnt; ++i)
