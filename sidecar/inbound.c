@@ -360,7 +360,9 @@ static void forward_to_app(sc_worker_t *w, sc_exchange_t *ex)
     case SC_APP_PROTOCOL_H2C:
         break;
     default:
-        http1 = orig_http1 || w->app_h2.h2c_refused_until > h2o_now(&w->base.loop);
+        /* an app that refused h2c lately gets HTTP/1.1, except for what HTTP/1.1 cannot carry (gRPC sends te: trailers) */
+        http1 = orig_http1 || (w->app_h2.h2c_refused_until > h2o_now(&w->base.loop) &&
+                               sc_http_fields_find(&ex->headers, H2O_STRLIT("te"), -1) == -1);
         break;
     }
     if (http1) {
