@@ -150,6 +150,8 @@ static SSL_CTX *new_ctx(const SSL_METHOD *method, STACK_OF(X509) * chain, EVP_PK
     for (int i = 1; i < sk_X509_num(chain); ++i)
         if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(chain, i)) != 1)
             goto Error;
+    /* an idle connection holds no TLS record buffers (about 34 KB each): they come back when bytes do */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     return ctx;
 Error:
     SSL_CTX_free(ctx);
