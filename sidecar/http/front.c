@@ -636,6 +636,10 @@ static int h1_start_request(sc_fconn_t *conn, const char *method, size_t method_
         h1_refuse(conn, 400, "Bad Request", "bad request: malformed header framing\n");
         return -1;
     }
+    if (minor != 0 && hosts == 0) { /* RFC 9112 3.2: 400, whatever the request target names */
+        h1_refuse(conn, 400, "Bad Request", "bad request: an HTTP/1.1 request needs a Host header\n");
+        return -1;
+    }
     if (expect_unknown) {
         h1_refuse(conn, 417, "Expectation Failed", "expectation failed: only 100-continue is understood\n");
         return -1;
