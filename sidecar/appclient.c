@@ -13,6 +13,7 @@
 #include "sidecar/http/wqueue.h"
 #include "common/log.h"
 #include "sidecar/http/exchange.h"
+#include "sidecar/http/h1parse.h"
 #include "sidecar/inbound.h"
 
 typedef enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE } body_kind_t;
@@ -270,33 +271,29 @@ static int take_body(sc_appreq_t *ar)
         break;
     case BODY_CHUNKED: {
         if (!ar->in_trailers) {
-            size_t decoded = n;
-            ssize_t rest = phr_decode_chunked(&ar->chunked, (*input)->bytes, &decoded);
-            if (rest == -1)
+            size_t size = n, decoded;
+            int rc = sc_h1parse_chunked(&ar->chunked, (*input)->bytes, &size, n, &decoded);
+            if (rc < 0)
                 return -1;
             if (decoded != 0) {
                 h2o_iovec_t room = h2o_buffer_reserve(&ar->ready, decoded);
                 memcpy(room.base, (*input)->bytes, decoded);
                 ar->ready->size += decoded;
             }
+            (*input)->size = size;
             h2o_buffer_consume(input, decoded);
-            if (rest < 0) {
-                h2o_buffer_consume(input, (*input)->size);
+            if (rc == 0)
                 return 0;
-            }
             ar->in_trailers = 1; /* the last chunk: its trailer section follows */
         }
         struct phr_header fields[SC_HTTP_FIELDS_MAX];
         size_t num_fields = SC_HTTP_FIELDS_MAX;
-        int rc = phr_parse_headers((*input)->bytes, (*input)->size, fields, &num_fields, 0);
-        if (rc == -2)
-            return (*input)->size > SC_APP_HEAD_MAX ? -1 : 0;
-        if (rc < 0)
-            return -1;
+        int rc = sc_h1parse_trailers((*input)->bytes, (*input)->size, SC_APP_HEAD_MAX, fields, &num_fields);
+        if (rc <= 0)
+            return rc;
         for (size_t i = 0; i != num_fields; ++i)
-            if (fields[i].name != NULL)
-                sc_http_fields_add(&ar->req->pool, &ar->req->res_trailers, fields[i].name, fields[i].name_len,
-                                   fields[i].value, fields[i].value_len);
+            sc_http_fields_add(&ar->req->pool, &ar->req->res_trailers, fields[i].name, fields[i].name_len,
+                               fields[i].value, fields[i].value_len);
         h2o_buffer_consume(input, (size_t)rc);
         ar->done = 1;
         ar->keepalive &= (*input)->size == 0;
@@ -337,32 +334,11 @@ static int take_head(sc_appreq_t *ar)
         h2o_buffer_consume(&ar->sock->input, (size_t)rlen); /* 100 Continue and friends stop here */
     }
 
-    sc_slice_t connection = {NULL, 0};
-    int chunked = 0, has_length = 0, close = minor == 0;
-    uint64_t length = 0;
-    for (size_t i = 0; i != num_headers; ++i) {
-        sc_slice_t name = {headers[i].name, headers[i].name_len}, value = {headers[i].value, headers[i].value_len};
-        if (slice_is(name, "connection")) {
-            connection = value;
-            for (size_t j = 0; j + 5 <= value.len; ++j)
-                if (strncasecmp(value.base + j, "close", 5) == 0)
-                    close = 1;
-        } else if (slice_is(name, "transfer-encoding")) {
-            chunked = value.len >= 7 && strncasecmp(value.base + value.len - 7, "chunked", 7) == 0;
-            if (!chunked)
-                return -1; /* a coding we cannot frame */
-        } else if (slice_is(name, "content-length")) {
-            char digits[24];
-            if (value.len == 0 || value.len >= sizeof(digits) || strspn(value.base, "0123456789") < value.len)
-                return -1;
-            memcpy(digits, value.base, value.len);
-            digits[value.len] = '\0';
-            if (has_length && strtoull(digits, NULL, 10) != length)
-                return -1;
-            length = strtoull(digits, NULL, 10);
-            has_length = 1;
-        }
-    }
+    sc_h1parse_framing_t framing;
+    if (sc_h1parse_response_framing(minor, status, h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")),
+                                    headers, num_headers, &framing) != 0)
+        return -1;
+    sc_slice_t connection = {framing.connection, framing.connection_len};
 
     req->status = status;
     req->reason = h2o_strdup(&req->pool, msg, msg_len);
@@ -376,21 +352,24 @@ static int take_head(sc_appreq_t *ar)
     }
     h2o_buffer_consume(&ar->sock->input, (size_t)rlen);
 
-    ar->keepalive = !close;
-    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) || status == 204 || status == 304) {
+    ar->keepalive = framing.keepalive;
+    if (framing.has_length && framing.body != SC_H1PARSE_BODY_CHUNKED)
+        req->res_content_length = framing.length;
+    switch (framing.body) {
+    case SC_H1PARSE_BODY_NONE:
         ar->body = BODY_NONE;
-        if (has_length)
-            req->res_content_length = length;
-    } else if (chunked) {
+        break;
+    case SC_H1PARSE_BODY_LENGTH:
+        ar->body = BODY_LENGTH;
+        ar->remaining = framing.length;
+        break;
+    case SC_H1PARSE_BODY_CHUNKED:
         ar->body = BODY_CHUNKED;
         ar->chunked.consume_trailer = 0; /* the trailer section is passed on */
-    } else if (has_length) {
-        ar->body = BODY_LENGTH;
-        ar->remaining = length;
-        req->res_content_length = length;
-    } else {
+        break;
+    case SC_H1PARSE_BODY_UNTIL_CLOSE:
         ar->body = BODY_UNTIL_CLOSE;
-        ar->keepalive = 0;
+        break;
     }
     ar->started = 1;
     return 1;

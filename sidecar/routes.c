@@ -223,11 +223,18 @@ const sc_route_t *sc_routes_at(const sc_routes_t *routes, size_t i)
     return i < routes->count ? &routes->routes[i] : NULL;
 }
 
-/* strcmp of route host against a request host slice, case-folding the request. */
+/*
+ * strcmp of route host against a request host slice, case-folding the
+ * request. The slice may hold NUL bytes: the route's own NUL ends the
+ * comparison (the route is the shorter), so "a\0\0" never matches "a" and
+ * nothing past the route's host is read.
+ */
 static int compare_host(const char *route_host, const char *host, size_t len)
 {
     for (size_t i = 0; i != len; ++i) {
         unsigned char a = (unsigned char)route_host[i], b = (unsigned char)lower(host[i]);
+        if (a == '\0')
+            return -1;
         if (a != b)
             return a < b ? -1 : 1;
     }

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "sidecar/http/front_conn.h"
+#include "sidecar/http/h1parse.h"
 
 enum { H1_BODY_NONE = 0, H1_BODY_LENGTH, H1_BODY_CHUNKED };
 
@@ -539,100 +540,34 @@ static void h1_arm_timeout(sc_fconn_t *conn, int on)
         h2o_timeout_link(conn->front->loop, &conn->front->h1_idle, &conn->timeout);
 }
 
-static int slice_is(const char *s, size_t len, const char *lit)
-{
-    return len == strlen(lit) && strncasecmp(s, lit, len) == 0;
-}
-
-/* True when the comma-separated list names token (case-insensitive). */
-static int has_token(const char *list, size_t len, const char *token)
-{
-    size_t tlen = strlen(token), i = 0;
-    while (i < len) {
-        while (i < len && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
-            ++i;
-        size_t start = i;
-        while (i < len && list[i] != ',')
-            ++i;
-        size_t end = i;
-        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
-            --end;
-        if (end - start == tlen && strncasecmp(list + start, token, tlen) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* Parses a content-length value; -1 if it is not a plain decimal number. */
-static int parse_length(const char *v, size_t len, uint64_t *out)
-{
-    uint64_t n = 0;
-    if (len == 0 || len > 19)
-        return -1;
-    for (size_t i = 0; i != len; ++i) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        n = n * 10 + (uint64_t)(v[i] - '0');
-    }
-    *out = n;
-    return 0;
-}
-
 /* A complete request head: build the exchange and hand it to the handler. Returns 0, or -1 if refused. */
 static int h1_start_request(sc_fconn_t *conn, const char *method, size_t method_len, const char *path, size_t path_len,
                             int minor, struct phr_header *headers, size_t num_headers, size_t head_len)
 {
     sc_freq_t *r = sc_freq_new(conn, 0x100 | (minor != 0 ? 1 : 0));
     sc_exchange_t *ex = &r->ex;
-    const char *connection = NULL, *expect = NULL;
-    size_t connection_len = 0, expect_len = 0;
-    int has_length = 0, chunked = 0, bad = 0, hosts = 0;
-    uint64_t length = 0;
+    sc_h1parse_framing_t framing;
+    int bad = sc_h1parse_request_framing(minor, headers, num_headers, &framing) != 0;
 
     ex->method = h2o_strdup(&ex->pool, method, method_len);
     ex->path = h2o_strdup(&ex->pool, path, path_len);
+    if (framing.host != NULL)
+        ex->authority = h2o_strdup(&ex->pool, framing.host->value, framing.host->value_len);
     for (size_t i = 0; i != num_headers; ++i) {
-        const struct phr_header *h = &headers[i];
-        if (h->name == NULL) {
-            bad = 1; /* obsolete line folding */
-        } else if (slice_is(h->name, h->name_len, "host")) {
-            if (hosts++ == 0)
-                ex->authority = h2o_strdup(&ex->pool, h->value, h->value_len);
-            else
-                bad = 1; /* RFC 9112 3.2: a second Host is an error, not a choice */
-        } else if (slice_is(h->name, h->name_len, "content-length")) {
-            uint64_t n = 0;
-            if (parse_length(h->value, h->value_len, &n) != 0 || (has_length && n != length))
-                bad = 1;
-            length = n, has_length = 1;
-        } else if (slice_is(h->name, h->name_len, "transfer-encoding")) {
-            /* only chunked, and only once: anything else would be framed differently by someone downstream */
-            if (chunked || !slice_is(h->value, h->value_len, "chunked"))
-                bad = 1;
-            chunked = 1;
-        } else if (slice_is(h->name, h->name_len, "expect")) {
-            expect = h->value, expect_len = h->value_len;
-        } else if (slice_is(h->name, h->name_len, "upgrade")) {
-            /* h2c upgrade and websockets are not offered: the request is answered over HTTP/1.1 */
-        } else {
-            if (slice_is(h->name, h->name_len, "connection"))
-                connection = h->value, connection_len = h->value_len;
-            sc_http_fields_add(&ex->pool, &ex->headers, h->name, h->name_len, h->value, h->value_len);
-        }
+        /* h2c upgrade and websockets are not offered: the request is answered over HTTP/1.1 */
+        if (sc_h1parse_request_header_kept(&headers[i]))
+            sc_http_fields_add(&ex->pool, &ex->headers, headers[i].name, headers[i].name_len, headers[i].value,
+                               headers[i].value_len);
     }
-    if (connection != NULL)
-        r->keepalive = !has_token(connection, connection_len, "close") &&
-                       (minor != 0 || has_token(connection, connection_len, "keep-alive"));
-    else
-        r->keepalive = minor != 0;
-    /* judged now: the head's bytes (which expect points into) go with the consume */
-    int expect_continue = expect != NULL && slice_is(expect, expect_len, "100-continue");
-    int expect_unknown = expect != NULL && !expect_continue;
+    r->keepalive = framing.keepalive;
+    /* judged before the consume, while the head's bytes are still there */
+    int expect_continue = framing.expect == SC_H1PARSE_EXPECT_CONTINUE;
+    int expect_unknown = framing.expect == SC_H1PARSE_EXPECT_UNKNOWN;
     h2o_buffer_consume(&conn->sock->input, head_len);
     conn->cur = r;
     conn->prev_head_len = 0;
 
-    if (bad || (chunked && has_length)) {
+    if (bad) {
         h1_refuse(conn, 400, "Bad Request", "bad request: malformed header framing\n");
         return -1;
     }
@@ -644,21 +579,21 @@ static int h1_start_request(sc_fconn_t *conn, const char *method, size_t method_
         h1_refuse(conn, 417, "Expectation Failed", "expectation failed: only 100-continue is understood\n");
         return -1;
     }
-    if (has_length && length > conn->front->max_body) {
+    if (framing.has_length && framing.length > conn->front->max_body) {
         h1_refuse(conn, 413, "Payload Too Large", "payload too large\n");
         return -1;
     }
-    if (chunked) {
+    if (framing.body == SC_H1PARSE_BODY_CHUNKED) {
         ex->body.expected = 1;
         conn->body_kind = H1_BODY_CHUNKED;
         memset(&conn->chunked, 0, sizeof(conn->chunked));
         conn->chunked.consume_trailer = 0; /* the trailer section is parsed here, and passed on */
-    } else if (has_length) {
+    } else if (framing.body == SC_H1PARSE_BODY_LENGTH) {
         ex->body.expected = 1;
-        ex->body.length = length;
+        ex->body.length = framing.length;
         conn->body_kind = H1_BODY_LENGTH;
-        conn->body_left = length;
-        ex->body.complete = length == 0;
+        conn->body_left = framing.length;
+        ex->body.complete = framing.length == 0;
     } else {
         conn->body_kind = H1_BODY_NONE;
         ex->body.complete = 1;
@@ -681,17 +616,12 @@ static int h1_read_trailers(sc_fconn_t *conn, sc_freq_t *r)
     h2o_buffer_t **input = &conn->sock->input;
     struct phr_header fields[SC_HTTP_FIELDS_MAX];
     size_t num_fields = SC_HTTP_FIELDS_MAX;
-    int rc = phr_parse_headers((*input)->bytes, (*input)->size, fields, &num_fields, 0);
-    if (rc == -2)
-        return (*input)->size >= SC_FRONT_HEAD_MAX ? -1 : 0;
-    if (rc < 0)
-        return -1;
-    for (size_t i = 0; i != num_fields; ++i) {
-        if (fields[i].name == NULL)
-            return -1;
+    int rc = sc_h1parse_trailers((*input)->bytes, (*input)->size, SC_FRONT_HEAD_MAX, fields, &num_fields);
+    if (rc <= 0)
+        return rc;
+    for (size_t i = 0; i != num_fields; ++i)
         sc_http_fields_add(&r->ex.pool, &r->ex.body.trailers, fields[i].name, fields[i].name_len, fields[i].value,
                            fields[i].value_len);
-    }
     h2o_buffer_consume(input, (size_t)rc);
     return 1;
 }
@@ -733,9 +663,9 @@ static void h1_read_body(sc_fconn_t *conn)
             body->complete = conn->body_left == 0;
         } else {
             /* decode in place; a trailing part of the input beyond n waits for the next round */
-            size_t total = (*input)->size, decoded = n;
-            ssize_t rest = phr_decode_chunked(&conn->chunked, (*input)->bytes, &decoded);
-            if (rest == -1) {
+            size_t size = (*input)->size, decoded;
+            int rc = sc_h1parse_chunked(&conn->chunked, (*input)->bytes, &size, n, &decoded);
+            if (rc < 0) {
                 sc_fconn_close(conn); /* a broken chunk: nothing after it can be trusted */
                 return;
             }
@@ -743,12 +673,9 @@ static void h1_read_body(sc_fconn_t *conn)
             memcpy(room.base, (*input)->bytes, decoded);
             body->buf->size += decoded;
             body->received += decoded;
-            /* the undecoded rest of the slice sits after the decoded bytes; the input beyond the slice follows it */
-            size_t left = rest >= 0 ? (size_t)rest : 0;
-            memmove((*input)->bytes + decoded + left, (*input)->bytes + n, total - n);
-            (*input)->size = decoded + left + (total - n);
+            (*input)->size = size;
             h2o_buffer_consume(input, decoded);
-            if (rest >= 0)
+            if (rc == 1)
                 conn->in_trailers = 1; /* the last chunk: the trailer section follows */
         }
         if (body->received > conn->front->max_body) {

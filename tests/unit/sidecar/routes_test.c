@@ -76,6 +76,33 @@ static void test_empty_list(void **state)
     sc_routes_release(routes);
 }
 
+/* A request host with NUL bytes after a route's host (found by the routes fuzz target) matches nothing. */
+static void test_lookup_nul_bytes(void **state)
+{
+    (void)state;
+    sc_routes_t *routes = load("{\"routes\": [{\"host\": \"a\", \"upstream\": \"[::1]:1\", \"identity\": \"" ID_D "\"},"
+                               "{\"host\": \"b\", \"upstream\": \"b:1\", \"identity\": \"" ID_B "\"}]}");
+    static const struct {
+        const char *host;
+        size_t len;
+    } rows[] = {
+        {"a\0", 2},
+        {"a\0\0\0", 4},
+        {"a\0:80", 4},
+        {"\0", 1},
+        {"b\0.", 3},
+    };
+    for (size_t i = 0; i != sizeof(rows) / sizeof(rows[0]); ++i)
+        if (sc_routes_find(routes, rows[i].host, rows[i].len) != NULL)
+            fail_msg("row %zu: a host with a NUL byte found a route", i);
+    /* longer than any route's host array: nothing past it is read */
+    char zeros[1024] = "a";
+    assert_null(sc_routes_find(routes, zeros, sizeof(zeros)));
+    assert_non_null(sc_routes_find(routes, "a", 1));
+    assert_non_null(sc_routes_find(routes, "b:1", 3));
+    sc_routes_release(routes);
+}
+
 static void test_rejections(void **state)
 {
     (void)state;
@@ -136,6 +163,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup),
         cmocka_unit_test(test_empty_list),
+        cmocka_unit_test(test_lookup_nul_bytes),
         cmocka_unit_test(test_rejections),
     };
     return cmocka_run_group_tests_name("sidecar/routes", tests, NULL, NULL);
