@@ -394,14 +394,12 @@ static void queue_fields(sc_fconn_t *conn, const sc_http_fields_t *fields)
     }
 }
 
-static int has_token(const char *list, size_t len, const char *token);
-
 /* True when the HTTP/1.1 client said it takes trailers (TE: trailers). */
 static int h1_takes_trailers(sc_exchange_t *ex)
 {
     ssize_t i = sc_http_fields_find(&ex->headers, H2O_STRLIT("te"), -1);
     return ex->version >= 0x101 && i != -1 &&
-           has_token(ex->headers.entries[i].value.base, ex->headers.entries[i].value.len, "trailers");
+           sc_h1parse_has_token(ex->headers.entries[i].value.base, ex->headers.entries[i].value.len, "trailers");
 }
 
 static void h1_queue_head(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state)
@@ -571,7 +569,7 @@ static int h1_start_request(sc_fconn_t *conn, const char *method, size_t method_
         h1_refuse(conn, 400, "Bad Request", "bad request: malformed header framing\n");
         return -1;
     }
-    if (minor != 0 && hosts == 0) { /* RFC 9112 3.2: 400, whatever the request target names */
+    if (minor != 0 && framing.host == NULL) { /* RFC 9112 3.2: 400, whatever the request target names */
         h1_refuse(conn, 400, "Bad Request", "bad request: an HTTP/1.1 request needs a Host header\n");
         return -1;
     }

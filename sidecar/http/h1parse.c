@@ -16,7 +16,7 @@ static int is_ows(char c)
 }
 
 /* True when the comma-separated list names token (case-insensitive). */
-static int has_token(const char *list, size_t len, const char *token)
+int sc_h1parse_has_token(const char *list, size_t len, const char *token)
 {
     size_t tlen = strlen(token), i = 0;
     while (i < len) {
@@ -100,8 +100,8 @@ int sc_h1parse_request_framing(int minor, const struct phr_header *headers, size
                                                                           : SC_H1PARSE_EXPECT_UNKNOWN;
         } else if (slice_is(h->name, h->name_len, "connection")) {
             out->connection = h->value, out->connection_len = h->value_len;
-            close |= has_token(h->value, h->value_len, "close");
-            keep_alive |= has_token(h->value, h->value_len, "keep-alive");
+            close |= sc_h1parse_has_token(h->value, h->value_len, "close");
+            keep_alive |= sc_h1parse_has_token(h->value, h->value_len, "keep-alive");
         }
     }
     out->keepalive = !close && (minor != 0 || keep_alive);
@@ -136,7 +136,7 @@ int sc_h1parse_response_framing(int minor, int status, int head_request, const s
             return -1;
         } else if (slice_is(h->name, h->name_len, "connection")) {
             out->connection = h->value, out->connection_len = h->value_len;
-            close |= has_token(h->value, h->value_len, "close");
+            close |= sc_h1parse_has_token(h->value, h->value_len, "close");
         } else if (slice_is(h->name, h->name_len, "transfer-encoding")) {
             if (!last_coding_is_chunked(h->value, h->value_len))
                 return -1; /* a coding we cannot frame */

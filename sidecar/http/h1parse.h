@@ -35,6 +35,9 @@ typedef struct st_sc_h1parse_framing_t {
     size_t connection_len;
 } sc_h1parse_framing_t;
 
+/* True when the comma-separated list (a header value) names token, compared case-insensitively. */
+int sc_h1parse_has_token(const char *list, size_t len, const char *token);
+
 /*
  * Judges a request head that picohttpparser parsed (minor: its HTTP/1.x
  * minor version). Fills *out in full either way, and returns 0, or -1 when
