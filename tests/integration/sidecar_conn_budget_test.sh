@@ -58,7 +58,13 @@ exec "$SIDECAR" "\$@"
 EOF
 chmod +x limited-sidecar
 SIDECAR=$WORK/limited-sidecar start_pair_backend
+# a second frontend that has no mesh connection yet: it must open one during the flood
+FRESH_PORT=$(free_port)
+start_bg fresh "$SIDECAR" --cert frontend.pem --key frontend.key --bundle ca/bundle.pem --admin "127.0.0.1:$(free_port)" \
+    --inbound off --outbound "127.0.0.1:$FRESH_PORT" --routes routes.json
+FRESH_PID=$LAST_PID
 start_frontend routes.json
+wait_port "$FRESH_PORT" 10
 check "before: a mesh request" 200 "$(out -H "host: $BACKEND_HOST" "http://127.0.0.1:$OUT_PORT/api/before")"
 check "before: /ready" 200 "$(ready_code "$IN_ADMIN")"
 LIMIT=$(imetric "$LIMIT_IN")
@@ -79,14 +85,20 @@ done
 check "flood: /metrics answers" 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:$IN_ADMIN/metrics")"
 check "flood: the listener holds exactly its budget" "$LIMIT" "$(imetric "$ACTIVE_IN")"
 REJECTED=$(imetric "$REJECTED_IN")
-within "flood: the connections over the budget were counted" "$REJECTED" $((300 + 2 - LIMIT)) 300
+within "flood: the connections over the budget were counted" "$REJECTED" $((300 + 2 - LIMIT)) $((300 + 2 - LIMIT))
 sleep 2.2 # the backend's idle app connection (2 s keep-alive) is gone: the request needs a new descriptor
 check "flood: a request over the established mesh connection reaches the app" 200 \
     "$(out -H "host: $BACKEND_HOST" "http://127.0.0.1:$OUT_PORT/api/during")"
 T=$( { mtls frontend --http2 -o /dev/null -w '%{http_code} %{time_total}' "https://127.0.0.1:$IN_PORT/api/new" 2>/dev/null; true; })
 check "flood: a new mesh connection is turned away (no answer)" 000 "${T%% *}"
 within "flood: ... at once, not left to time out" "${T##* }" 0 2
-check "flood: the turned-away connection is counted" $((REJECTED + 1)) "$(imetric "$REJECTED_IN")"
+T=$(curl -sS --max-time 20 -o body -w '%{http_code} %{time_total}' -H "host: $BACKEND_HOST" \
+    "http://127.0.0.1:$FRESH_PORT/api/fresh" 2>/dev/null)
+check "flood: a frontend without a mesh connection gets 502" 502 "${T%% *}"
+within "flood: ... at once, not after --upstream-timeout" "${T##* }" 0 2
+echo "# fresh frontend during the flood: ${T##* } s: $(cat body)"
+check_contains "flood: ... naming the cause" "upstream" "$(cat body)"
+check "flood: the turned-away connections are counted" $((REJECTED + 2)) "$(imetric "$REJECTED_IN")"
 
 wait "$IDLE_PID"
 wait "$DRIP_PID"
@@ -103,8 +115,10 @@ check "after: the gauge is back where it started" "$ACTIVE0" "$(wait_metric "$AC
 check "after: /ready" 200 "$(ready_code "$IN_ADMIN")"
 check "after: a new mesh connection is served" 200 "$(code frontend --http2 "https://127.0.0.1:$IN_PORT/api/new")"
 check "after: a mesh request through the frontend" 200 "$(out -H "host: $BACKEND_HOST" "http://127.0.0.1:$OUT_PORT/api/after")"
+check "after: the fresh frontend connects" 200 "$(out -H "host: $BACKEND_HOST" "http://127.0.0.1:$FRESH_PORT/api/after")"
 stop_pid "$BACKEND_PID"
 stop_pid "$FRONTEND_PID"
+stop_pid "$FRESH_PID"
 
 # --- 2. --max-connections on the inbound listener, with a short handshake deadline
 ADMIN_PORT=$(free_port)
