@@ -10,9 +10,9 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/sidecar_lib.sh"
 source "$(dirname "$0")/sidecar_outbound_lib.sh"
+IDLE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/sidecar_idle_conns.py
 cd "$WORK" || exit 1
 
-IDLE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/sidecar_idle_conns.py
 REJECTED_IN='seam_connections_rejected_total{direction="inbound",reason="limit"}'
 REJECTED_OUT='seam_connections_rejected_total{direction="outbound",reason="limit"}'
 ACTIVE_IN='seam_connections_active{direction="inbound"}'
