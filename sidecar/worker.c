@@ -121,20 +121,18 @@ void sc_worker_base_log_refusal(sc_worker_base_t *base, sc_refuse_reason_t reaso
 {
     uint64_t now = uv_now(&base->loop);
 
-    ++base->refusals_unlogged;
+    ++base->refusals;
     if (base->refusal_logged_at != 0 && now - base->refusal_logged_at < SC_REFUSAL_LOG_MS)
         return;
     if (reason == SC_REFUSE_LIMIT)
         cmn_log_warn("%s listener full: %llu of %llu connections open; new connections are closed at once "
-                     "(worker %zu: %llu in the last %d s)",
+                     "(worker %zu has turned away %llu since it started)",
                      base->side, (unsigned long long)sc_connlimit_open(base->limit), (unsigned long long)base->limit->max,
-                     base->index, (unsigned long long)base->refusals_unlogged, SC_REFUSAL_LOG_MS / 1000);
+                     base->index, (unsigned long long)base->refusals);
     else
         cmn_log_warn("%s listener: fewer than %d descriptors left below RLIMIT_NOFILE; new connections are closed "
-                     "at once (worker %zu: %llu in the last %d s)",
-                     base->side, SC_FD_HEADROOM, base->index, (unsigned long long)base->refusals_unlogged,
-                     SC_REFUSAL_LOG_MS / 1000);
-    base->refusals_unlogged = 0;
+                     "at once (worker %zu has turned away %llu since it started)",
+                     base->side, SC_FD_HEADROOM, base->index, (unsigned long long)base->refusals);
     base->refusal_logged_at = now != 0 ? now : 1;
 }
 

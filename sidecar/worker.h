@@ -49,8 +49,8 @@ struct st_sc_worker_base_t {
     size_t num_conns; /* counted by the owner; the drain finishes when it reaches 0 */
     sc_connlimit_t *limit; /* the listener's budget, shared by its workers (the owner's; set before the start) */
     const char *side;      /* "inbound" or "outbound", for log lines */
-    uint64_t refusals_unlogged; /* connections turned away since the last log line */
-    uint64_t refusal_logged_at; /* loop time of that line; 0: none yet */
+    uint64_t refusals;          /* connections this worker turned away */
+    uint64_t refusal_logged_at; /* loop time of the last line saying so; 0: none yet */
     int draining;
     int stopped; /* set (atomically) when the worker's loop has returned */
     pthread_mutex_t mailbox_lock; /* guards drain_requested, mail_tls and the owner's mailbox */
@@ -84,9 +84,9 @@ int sc_worker_base_listen(sc_worker_base_t *base, const struct sockaddr *sa, uv_
 void sc_worker_base_refuse_pending(sc_worker_base_t *base);
 
 /*
- * Logs that connections are being turned away and why (worker thread): the
- * first one at once, then at most one line per SC_REFUSAL_LOG_MS with the
- * count since the last, so a flood does not become a flood of log lines.
+ * Counts a connection turned away and logs why (worker thread): the first
+ * one at once, then at most one line per SC_REFUSAL_LOG_MS with the count so
+ * far, so a flood does not become a flood of log lines.
  */
 void sc_worker_base_log_refusal(sc_worker_base_t *base, sc_refuse_reason_t reason);
 
