@@ -251,21 +251,41 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
     return 0;
 }
 
+/* An admin connection: its handle, and the sidecar whose count it is in. */
+typedef struct st_sc_admin_conn_t {
+    uv_tcp_t tcp; /* freed with the record in its close callback */
+    sc_sidecar_t *sc;
+} sc_admin_conn_t;
+
+static void on_admin_handle_close(uv_handle_t *handle)
+{
+    sc_admin_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_admin_conn_t, tcp, (uv_tcp_t *)handle);
+    --conn->sc->admin_conns;
+    free(conn);
+}
+
 static void on_admin_connection(uv_stream_t *listener, int status)
 {
     sc_sidecar_t *sc = listener->data;
-    uv_tcp_t *conn;
+    sc_admin_conn_t *conn;
 
     if (status != 0 || sc->draining == 2)
         return;
     if ((conn = malloc(sizeof(*conn))) == NULL)
         return;
-    uv_tcp_init(sc->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+    conn->sc = sc;
+    ++sc->admin_conns;
+    uv_tcp_init(sc->loop, &conn->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
+        uv_close((uv_handle_t *)&conn->tcp, on_admin_handle_close);
         return;
     }
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    /* the admin endpoint's descriptors come out of SC_FD_RESERVE: it must not eat what keeps it reachable */
+    if (sc->admin_conns > SC_ADMIN_CONNS_MAX) {
+        uv_close((uv_handle_t *)&conn->tcp, on_admin_handle_close);
+        return;
+    }
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_admin_handle_close);
     h2o_accept(&sc->admin_accept, sock);
 }
 

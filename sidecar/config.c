@@ -12,6 +12,7 @@
 #include "certs/spiffe.h"
 #include "common/connect.h"
 #include "common/duration.h"
+#include "sidecar/connlimit.h"
 #include "sidecar/error.h"
 
 const char sc_config_usage[] =
@@ -47,6 +48,9 @@ const char sc_config_usage[] =
     "                         http1 or h2c (default auto)\n"
     "  --upstream-idle-timeout DUR  idle mesh connections close after this (default 60s)\n"
     "  --transparent          route connections the iptables rules redirected by their original destination\n"
+    "  --max-connections N    connections each of the inbound and outbound listeners holds; more are closed\n"
+    "                         at once (default 10000, fewer if the descriptor limit is lower)\n"
+    "  --handshake-timeout DUR  an inbound connection must finish its TLS handshake within this (default 10s)\n"
     "Behaviour:\n"
     "  --policy FILE          inbound allow list (JSON); without it every request is denied\n"
     "  --threads N            worker threads (default 1, at most 64)\n"
@@ -62,11 +66,12 @@ typedef struct st_sc_option_t {
     const char *name;
     opt_kind_t kind;
     size_t offset;
-    size_t cap; /* OPT_STRING: buffer size */
+    size_t cap; /* OPT_STRING: buffer size; OPT_INT: the largest value (the smallest is 1) */
 } sc_option_t;
 
 #define STR_OPT(n, field) {n, OPT_STRING, offsetof(sc_config_t, field), sizeof(((sc_config_t *)0)->field)}
 #define NUM_OPT(n, kind, field) {n, kind, offsetof(sc_config_t, field), 0}
+#define INT_OPT(n, field, max) {n, OPT_INT, offsetof(sc_config_t, field), max}
 
 static const sc_option_t options[] = {
     STR_OPT("cert", cert),
@@ -90,8 +95,10 @@ static const sc_option_t options[] = {
     STR_OPT("app-protocol", app_protocol),
     STR_OPT("admin", admin),
     NUM_OPT("admin-allow-remote", OPT_BOOL, admin_allow_remote),
+    INT_OPT("max-connections", max_connections, SC_MAX_CONNECTIONS_MAX),
+    NUM_OPT("handshake-timeout", OPT_DURATION, handshake_timeout_ms),
     STR_OPT("policy", policy),
-    NUM_OPT("threads", OPT_INT, threads),
+    INT_OPT("threads", threads, SC_THREADS_MAX),
     NUM_OPT("drain-timeout", OPT_DURATION, drain_timeout_ms),
     NUM_OPT("bundle-refresh", OPT_DURATION, bundle_refresh_ms),
     {"config", OPT_CONFIG, offsetof(sc_config_t, config_file), sizeof(((sc_config_t *)0)->config_file)},
@@ -111,6 +118,8 @@ void sc_config_defaults(sc_config_t *cfg)
     cfg->app_timeout_ms = SC_DEFAULT_APP_TIMEOUT_MS;
     cfg->upstream_idle_timeout_ms = SC_DEFAULT_UPSTREAM_IDLE_MS;
     cfg->stream_idle_timeout_ms = SC_DEFAULT_STREAM_IDLE_MS;
+    cfg->max_connections = SC_DEFAULT_MAX_CONNECTIONS;
+    cfg->handshake_timeout_ms = SC_DEFAULT_HANDSHAKE_TIMEOUT_MS;
     snprintf(cfg->app_protocol, sizeof(cfg->app_protocol), "auto");
     cfg->bundle_refresh_ms = 5 * 60 * 1000;
 }
@@ -145,8 +154,8 @@ static int set_text(sc_config_t *cfg, const sc_option_t *opt, const char *value,
         char *end;
         errno = 0;
         long v = strtol(value, &end, 10);
-        if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 || v < 1 || v > SC_THREADS_MAX) {
-            snprintf(err, err_cap, "%s: \"%s\" is not a number from 1 to %d", what, value, SC_THREADS_MAX);
+        if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 || v < 1 || (unsigned long)v > opt->cap) {
+            snprintf(err, err_cap, "%s: \"%s\" is not a number from 1 to %zu", what, value, opt->cap);
             return SC_E_USAGE;
         }
         *(int *)base = (int)v;
@@ -445,6 +454,10 @@ int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
     }
     if (cfg->stream_idle_timeout_ms <= 0) {
         snprintf(err, err_cap, "--stream-idle-timeout: must be longer than 0");
+        return SC_E_USAGE;
+    }
+    if (cfg->handshake_timeout_ms <= 0) {
+        snprintf(err, err_cap, "--handshake-timeout: must be longer than 0");
         return SC_E_USAGE;
     }
     if (sc_config_app_protocol(cfg) < 0) {

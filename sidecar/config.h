@@ -22,6 +22,7 @@
 #define SC_DEFAULT_UPSTREAM_IDLE_MS 60000
 #define SC_DEFAULT_STREAM_IDLE_MS (5 * 60 * 1000)
 #define SC_DEFAULT_TRUST_DOMAIN "cluster.local"
+#define SC_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000 /* an inbound TLS handshake must finish within this */
 
 /* Every setting; strings are "" when not given. */
 typedef struct st_sc_config_t {
@@ -49,6 +50,8 @@ typedef struct st_sc_config_t {
     char app_protocol[8]; /* auto, http1 or h2c */
     char admin[SC_ADDR_MAX];
     int admin_allow_remote;
+    int max_connections;          /* per data listener (connlimit.h); fewer when descriptors are short */
+    int64_t handshake_timeout_ms; /* from accept to the end of an inbound TLS handshake */
     /* behaviour */
     char policy[SC_PATH_MAX];
     int threads;

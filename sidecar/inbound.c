@@ -22,6 +22,7 @@
 #include "sidecar/error.h"
 #include "sidecar/pathnorm.h"
 
+_Static_assert(SC_FD_ONWARD_INBOUND == SC_APP_CONNS_MAX, "the descriptor plan keeps one per app connection");
 
 /* Per-connection state, found from the h2o socket through sock->on_close.data. */
 typedef struct st_sc_conn_t {
@@ -180,6 +181,7 @@ static void on_conn_handle_close(uv_handle_t *handle)
     sc_worker_t *w = conn->worker;
     sc_tls_release(conn->tls);
     free(conn);
+    sc_connlimit_release(&w->inbound->limit);
     --w->base.num_conns;
     sc_worker_base_maybe_finish(&w->base);
 }
@@ -221,29 +223,55 @@ static void on_handshake_timeout(h2o_timeout_entry_t *entry)
     sc_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_conn_t, handshake_entry, entry);
     if (conn->fail_reason == NULL) {
         conn->fail_reason = SC_REASON_TIMEOUT;
-        snprintf(conn->fail_detail, sizeof(conn->fail_detail), "no complete handshake within %d ms",
-                 SC_HANDSHAKE_TIMEOUT_MS);
+        snprintf(conn->fail_detail, sizeof(conn->fail_detail), "no complete handshake within %llu ms",
+                 (unsigned long long)conn->worker->handshake_timeout.timeout);
     }
     h2o_socket_t *sock = conn->sock;
     sock->data = NULL;
     h2o_socket_close(sock);
 }
 
+/* Counts and logs a connection the budget turned away (the caller has closed it). */
+static void note_refusal(sc_worker_t *w, sc_refuse_reason_t reason)
+{
+    sc_metrics_count_rejection(&w->metrics, reason);
+    sc_worker_base_log_refusal(&w->base, reason);
+}
+
 static void on_inbound_connection(uv_stream_t *listener, int status)
 {
     sc_worker_t *w = worker_of_base(listener->data);
     sc_conn_t *conn;
+    uv_os_fd_t fd;
     int namelen;
 
-    if (status != 0)
+    if (status != 0) {
+        /* out of descriptors after all: libuv has closed what was waiting (with its spare descriptor) */
+        if (status == UV_EMFILE || status == UV_ENFILE)
+            note_refusal(w, SC_REFUSE_DESCRIPTORS);
         return;
-    if ((conn = calloc(1, sizeof(*conn))) == NULL)
+    }
+    /* the slot is taken before anything is allocated: a full listener costs an accept and a close */
+    if (!sc_connlimit_take(&w->inbound->limit)) {
+        sc_worker_base_refuse_pending(&w->base);
+        note_refusal(w, SC_REFUSE_LIMIT);
         return;
+    }
+    if ((conn = calloc(1, sizeof(*conn))) == NULL) {
+        sc_connlimit_release(&w->inbound->limit);
+        sc_worker_base_refuse_pending(&w->base);
+        return;
+    }
     conn->worker = w;
     uv_tcp_init(&w->base.loop, &conn->tcp);
     ++w->base.num_conns;
     if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
         conn->tls = NULL;
+        uv_close((uv_handle_t *)&conn->tcp, on_conn_handle_close);
+        return;
+    }
+    if (uv_fileno((uv_handle_t *)&conn->tcp, &fd) != 0 || !sc_connlimit_fd_ok(&w->inbound->limit, fd)) {
+        note_refusal(w, SC_REFUSE_DESCRIPTORS);
         uv_close((uv_handle_t *)&conn->tcp, on_conn_handle_close);
         return;
     }
@@ -257,6 +285,7 @@ static void on_inbound_connection(uv_stream_t *listener, int status)
     conn->sock->on_close.data = conn;
     conn->sock->data = conn;
     sc_metrics_connection_delta(&w->metrics, 1);
+    /* linked once, here: the deadline bounds the whole handshake, however the bytes trickle in */
     conn->handshake_entry.cb = on_handshake_timeout;
     h2o_timeout_link(&w->base.loop, &w->handshake_timeout, &conn->handshake_entry);
     h2o_socket_ssl_handshake(conn->sock, conn->tls->server_ctx, NULL, on_handshake);
@@ -545,7 +574,7 @@ int sc_resolve_addr(const char *hostport, struct sockaddr_storage *sa, socklen_t
 
 int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, int app_protocol,
                     size_t num_workers, uint64_t drain_timeout_ms, uint64_t app_timeout_ms, uint64_t stream_idle_ms,
-                    sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
+                    uint64_t handshake_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
 {
     socklen_t listen_len;
     char why[256];
@@ -578,6 +607,8 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         w->inbound = in;
         sc_worker_base_init(&w->base, &worker_ops, i, drain_timeout_ms);
         w->base.loop.data = w;
+        w->base.limit = &in->limit;
+        w->base.side = "inbound";
         w->tls = tls;
         sc_tls_addref(tls);
         w->policy = policy;
@@ -585,7 +616,7 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         sc_front_init(&w->front, &w->base.loop, &front_handler, w, 1, 0, SC_H2_MAX_CONCURRENT_STREAMS,
                       SC_MAX_REQUEST_BODY_BYTES, SC_INBOUND_H2_IDLE_MS, "seam-sidecar");
         w->base.front = &w->front;
-        h2o_timeout_init(&w->base.loop, &w->handshake_timeout, SC_HANDSHAKE_TIMEOUT_MS);
+        h2o_timeout_init(&w->base.loop, &w->handshake_timeout, handshake_timeout_ms);
         sc_app_pool_init(&w->app_pool, &w->base.loop, (struct sockaddr *)&in->app_addr, in->app_addr_len, SC_APP_KEEPALIVE_MS);
         h2o_timeout_init(&w->base.loop, &w->app_timeout, app_timeout_ms);
         w->app_target = (sc_app_target_t){&w->app_pool, &w->app_timeout, in->app_name};

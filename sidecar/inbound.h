@@ -23,7 +23,6 @@
 #define SC_MAX_REQUEST_HEADER_BYTES (32 * 1024)   /* names + values of one request's headers; more: 431 */
 #define SC_MAX_REQUEST_BODY_BYTES (1024ul * 1024 * 1024) /* request body limit; more: 413 */
 #define SC_APP_KEEPALIVE_MS 2000                  /* idle pooled connections to the app close after this */
-#define SC_HANDSHAKE_TIMEOUT_MS 10000             /* inbound TLS handshake must finish within this */
 #define SC_INBOUND_H2_IDLE_MS 90000               /* an HTTP/2 connection without requests closes after this
                                                      (above the outbound default, SC_DEFAULT_UPSTREAM_IDLE_MS) */
 #define SC_XFCC_HEADER "x-forwarded-client-cert"
@@ -41,7 +40,7 @@ typedef struct st_sc_worker_t {
     sc_worker_base_t base; /* loop, thread, listener, drain; num_conns counts TLS connections */
     sc_inbound_t *inbound;
     sc_front_t front;            /* HTTP/2 and HTTP/1.1 over the mesh's TLS */
-    h2o_timeout_t handshake_timeout; /* SC_HANDSHAKE_TIMEOUT_MS */
+    h2o_timeout_t handshake_timeout; /* --handshake-timeout, from accept to the end of the handshake */
     sc_app_pool_t app_pool;
     h2o_timeout_t app_timeout;   /* no progress from the app for --app-timeout */
     sc_app_target_t app_target;  /* what the app client needs: pool, timeout, name */
@@ -61,6 +60,7 @@ struct st_sc_inbound_t {
     struct sockaddr_storage app_addr;
     socklen_t app_addr_len;
     char app_name[320]; /* "127.0.0.1:8080", for messages */
+    sc_connlimit_t limit; /* --max-connections across the workers; the owner sets it before sc_inbound_start() */
     sc_worker_t *workers;
     size_t num_workers;
     size_t workers_running;
@@ -75,13 +75,15 @@ extern const sc_tls_hooks_t sc_sidecar_tls_hooks;
 /*
  * Sets up num_workers workers listening on listen_addr ("0.0.0.0:15006") and
  * proxying to app_addr, each with a reference to tls and policy. Binds every
- * listener before returning, so an address in use fails here. Returns 0, or
- * SC_E_ADDRESS / SC_E_LISTEN / SC_E_NOMEM
- * with err.
+ * listener before returning, so an address in use fails here. A connection
+ * must finish its TLS handshake within handshake_timeout_ms of its accept.
+ * The connection budget (in->limit) is left empty: set it with
+ * sc_connlimit_init() before sc_inbound_start(). Returns 0, or
+ * SC_E_ADDRESS / SC_E_LISTEN / SC_E_NOMEM with err.
  */
 int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, int app_protocol,
                     size_t num_workers, uint64_t drain_timeout_ms, uint64_t app_timeout_ms, uint64_t stream_idle_ms,
-                    sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
+                    uint64_t handshake_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
     __attribute__((warn_unused_result));
 
 /* Starts the worker threads. Returns 0 or SC_E_THREAD. */

@@ -81,6 +81,11 @@ void sc_metrics_connection_delta(sc_metrics_t *m, int delta)
     __atomic_fetch_add(&m->connections_active, (int64_t)delta, __ATOMIC_RELAXED);
 }
 
+void sc_metrics_count_rejection(sc_metrics_t *m, sc_refuse_reason_t reason)
+{
+    add(&m->connections_rejected[reason], 1);
+}
+
 void sc_metrics_count_stream_rate_close(sc_metrics_t *m)
 {
     add(&m->stream_rate_closes, 1);
@@ -135,6 +140,7 @@ int sc_metrics_render(sc_metrics_t *const *workers, size_t n, const sc_metrics_p
     static const uint64_t bounds[] = SC_METRICS_DURATION_BUCKETS_US;
     static const sc_decision_t decisions[] = {SC_DECISION_ALLOW, SC_DECISION_DENY, SC_DECISION_AUDIT_DENY};
     static const char *const dirs[2] = {"inbound", "outbound"};
+    static const char *const refuse_reasons[SC_REFUSE_NUM_REASONS] = {"limit", "descriptors"};
     sc_metrics_t sums[2];
     text_t t = {NULL, 0, 4096, 0};
     size_t w, i, d;
@@ -155,6 +161,8 @@ int sc_metrics_render(sc_metrics_t *const *workers, size_t n, const sc_metrics_p
         for (i = 0; i != SC_METRICS_MAX_REASONS; ++i)
             sum->handshake_errors[i] += get(&m->handshake_errors[i]);
         sum->connections_active += __atomic_load_n(&m->connections_active, __ATOMIC_RELAXED);
+        for (i = 0; i != SC_REFUSE_NUM_REASONS; ++i)
+            sum->connections_rejected[i] += get(&m->connections_rejected[i]);
         sum->stream_rate_closes += get(&m->stream_rate_closes);
         sum->upstream_connections_opened += get(&m->upstream_connections_opened);
         sum->upstream_connections_active += __atomic_load_n(&m->upstream_connections_active, __ATOMIC_RELAXED);
@@ -226,6 +234,20 @@ int sc_metrics_render(sc_metrics_t *const *workers, size_t n, const sc_metrics_p
              "seam_connections_active{direction=\"upstream\"} %lld\n",
          (long long)sums[0].connections_active, (long long)sums[1].connections_active,
          (long long)sums[1].upstream_connections_active);
+    emit(&t, "# HELP seam_connections_rejected_total Connections a data listener closed at once, by cause: limit (it "
+             "held its budget) or descriptors (too few left).\n"
+             "# TYPE seam_connections_rejected_total counter\n");
+    for (d = 0; d != 2; ++d)
+        for (i = 0; i != SC_REFUSE_NUM_REASONS; ++i)
+            emit(&t, "seam_connections_rejected_total{direction=\"%s\",reason=\"%s\"} %llu\n", dirs[d],
+                 refuse_reasons[i], (unsigned long long)sums[d].connections_rejected[i]);
+    emit(&t, "# HELP seam_connections_limit Connections a running data listener holds at most (--max-connections, "
+             "or fewer when descriptors are short).\n"
+             "# TYPE seam_connections_limit gauge\n");
+    for (d = 0; d != 2; ++d)
+        if (proc->connections_limit[d] != 0)
+            emit(&t, "seam_connections_limit{direction=\"%s\"} %llu\n", dirs[d],
+                 (unsigned long long)proc->connections_limit[d]);
     emit(&t, "# HELP seam_upstream_connections_opened_total Mesh connections the outbound side opened.\n"
              "# TYPE seam_upstream_connections_opened_total counter\n"
              "seam_upstream_connections_opened_total %llu\n",

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sidecar/connlimit.h"
 #include "sidecar/policy.h"
 
 /* Handshake failure reasons that are not chain-verification categories of the certs library. */
@@ -38,6 +39,7 @@ typedef struct st_sc_metrics_t {
     uint64_t handshakes[2]; /* [resumed] */
     uint64_t handshake_errors[SC_METRICS_MAX_REASONS];
     int64_t connections_active;
+    uint64_t connections_rejected[SC_REFUSE_NUM_REASONS]; /* closed at once by the connection budget */
     uint64_t stream_rate_closes;
     /* outbound only: mesh (upstream) connections opened and currently open */
     uint64_t upstream_connections_opened;
@@ -52,6 +54,7 @@ void sc_metrics_count_decision(sc_metrics_t *m, sc_decision_t decision);
 void sc_metrics_count_handshake(sc_metrics_t *m, int resumed);
 void sc_metrics_count_handshake_error(sc_metrics_t *m, const char *reason);
 void sc_metrics_connection_delta(sc_metrics_t *m, int delta);
+void sc_metrics_count_rejection(sc_metrics_t *m, sc_refuse_reason_t reason);
 void sc_metrics_count_stream_rate_close(sc_metrics_t *m);
 void sc_metrics_upstream_connection_delta(sc_metrics_t *m, int delta); /* +1 also counts an opened one */
 
@@ -62,6 +65,7 @@ typedef struct st_sc_metrics_process_t {
     uint64_t rotations_failed;
     uint64_t policy_reloads_ok;
     uint64_t policy_reloads_failed;
+    uint64_t connections_limit[2]; /* each data listener's budget, by sc_direction_t; 0 while it does not run */
 } sc_metrics_process_t;
 
 /*

@@ -302,6 +302,7 @@ static void on_app_handle_close(uv_handle_t *handle)
     sc_app_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_app_conn_t, tcp, (uv_tcp_t *)handle);
     sc_oworker_t *w = conn->worker;
     free(conn);
+    sc_connlimit_release(&w->outbound->limit);
     --w->base.num_conns;
     sc_metrics_connection_delta(&w->metrics, -1);
     sc_worker_base_maybe_finish(&w->base);
@@ -348,17 +349,46 @@ static void read_original_dst(sc_app_conn_t *conn)
     conn->redirected = 1;
 }
 
+/* Counts and logs a connection the budget turned away (the caller has closed it). */
+static void note_refusal(sc_oworker_t *w, sc_refuse_reason_t reason)
+{
+    sc_metrics_count_rejection(&w->metrics, reason);
+    sc_worker_base_log_refusal(&w->base, reason);
+}
+
 static void on_app_connection(uv_stream_t *listener, int status)
 {
     sc_oworker_t *w = worker_of_base(listener->data);
     sc_app_conn_t *conn;
-    if (status != 0 || (conn = calloc(1, sizeof(*conn))) == NULL)
+    uv_os_fd_t fd;
+
+    if (status != 0) {
+        /* out of descriptors after all: libuv has closed what was waiting (with its spare descriptor) */
+        if (status == UV_EMFILE || status == UV_ENFILE)
+            note_refusal(w, SC_REFUSE_DESCRIPTORS);
         return;
+    }
+    /* the slot is taken before anything is allocated: a full listener costs an accept and a close */
+    if (!sc_connlimit_take(&w->outbound->limit)) {
+        sc_worker_base_refuse_pending(&w->base);
+        note_refusal(w, SC_REFUSE_LIMIT);
+        return;
+    }
+    if ((conn = calloc(1, sizeof(*conn))) == NULL) {
+        sc_connlimit_release(&w->outbound->limit);
+        sc_worker_base_refuse_pending(&w->base);
+        return;
+    }
     conn->worker = w;
     uv_tcp_init(&w->base.loop, &conn->tcp);
     ++w->base.num_conns;
     sc_metrics_connection_delta(&w->metrics, 1);
     if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
+        uv_close((uv_handle_t *)&conn->tcp, on_app_handle_close);
+        return;
+    }
+    if (uv_fileno((uv_handle_t *)&conn->tcp, &fd) != 0 || !sc_connlimit_fd_ok(&w->outbound->limit, fd)) {
+        note_refusal(w, SC_REFUSE_DESCRIPTORS);
         uv_close((uv_handle_t *)&conn->tcp, on_app_handle_close);
         return;
     }
@@ -448,6 +478,8 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
         w->metrics.direction = SC_DIRECTION_OUTBOUND;
         sc_worker_base_init(&w->base, &worker_ops, i, drain_timeout_ms);
         w->base.loop.data = w;
+        w->base.limit = &out->limit;
+        w->base.side = "outbound";
         sc_upstream_env_init(&w->mesh, &w->base.loop, &w->metrics, &w->tls, 0, upstream_timeout_ms, idle_timeout_ms,
                              stream_idle_ms);
         w->tls = tls;

@@ -44,6 +44,7 @@ struct st_sc_outbound_t {
     uint64_t upstream_timeout_ms;
     uint64_t idle_timeout_ms;
     int transparent; /* --transparent: route redirected connections by their original destination */
+    sc_connlimit_t limit; /* --max-connections across the workers; the owner sets it before sc_outbound_start() */
     sc_oworker_t *workers;
     size_t num_workers;
     size_t workers_running;
@@ -78,7 +79,9 @@ const sc_route_t *sc_outbound_route_redirected(const sc_routes_t *routes, const 
 /*
  * Sets up num_workers workers listening (plain TCP, HTTP/1.1 and h2c) on
  * listen_addr, each with a reference to tls and routes. Binds every listener
- * before returning. Returns 0 or SC_E_ADDRESS / SC_E_LISTEN / SC_E_NOMEM with err.
+ * before returning. The connection budget (out->limit) is left empty: set it
+ * with sc_connlimit_init() before sc_outbound_start(). Returns 0 or
+ * SC_E_ADDRESS / SC_E_LISTEN / SC_E_NOMEM with err.
  */
 int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_workers, uint64_t upstream_timeout_ms,
                      uint64_t idle_timeout_ms, uint64_t stream_idle_ms, uint64_t drain_timeout_ms, sc_tls_t *tls,

@@ -1,13 +1,16 @@
 /* The seam-sidecar process: start-up, policy and certificate reloads (SIGHUP, file watch) and drain (SIGTERM). */
 #include "sidecar/sidecar.h"
 
+#include <errno.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common/log.h"
+#include "sidecar/connlimit.h"
 
 static void reload_policy(sc_sidecar_t *sc, const char *why)
 {
@@ -302,6 +305,62 @@ static int start_signal(sc_sidecar_t *sc, uv_signal_t *h, int signum)
     return uv_signal_start(h, on_signal, signum);
 }
 
+static uint64_t rlim_value(rlim_t v)
+{
+    return v == RLIM_INFINITY ? UINT64_MAX : (uint64_t)v;
+}
+
+/*
+ * Sets each data listener's connection budget from --max-connections and
+ * RLIMIT_NOFILE (connlimit.h), raising the soft limit towards the hard one
+ * when the budgets need it. Returns 0, or -1 (logged) when the descriptor
+ * limit leaves a listener nothing.
+ */
+static int plan_connections(sc_sidecar_t *sc)
+{
+    const sc_config_t *cfg = sc->cfg;
+    sc_connlimit_want_t want = {.max_connections = (uint64_t)cfg->max_connections,
+                                .inbound_workers = sc->has_inbound ? (size_t)cfg->threads : 0,
+                                .outbound_workers = sc->has_outbound ? (size_t)cfg->threads : 0};
+    sc_connlimit_plan_t plan;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        cmn_log_error("cannot read RLIMIT_NOFILE: %s", strerror(errno));
+        return -1;
+    }
+    want.nofile_soft = rlim_value(rl.rlim_cur);
+    want.nofile_hard = rlim_value(rl.rlim_max);
+    if (sc_connlimit_plan(&want, &plan) != 0) {
+        cmn_log_error("RLIMIT_NOFILE is %llu: too few descriptors for a connection budget (the sidecar keeps %d for "
+                      "itself and some per worker for the app and the mesh); raise it (ulimit -n)",
+                      (unsigned long long)want.nofile_soft, SC_FD_RESERVE);
+        return -1;
+    }
+    if (plan.nofile != want.nofile_soft) {
+        rl.rlim_cur = plan.nofile == UINT64_MAX ? RLIM_INFINITY : (rlim_t)plan.nofile;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            cmn_log_warn("cannot raise RLIMIT_NOFILE from %llu to %llu (%s)", (unsigned long long)want.nofile_soft,
+                         (unsigned long long)plan.nofile, strerror(errno));
+            want.nofile_hard = want.nofile_soft;
+            if (sc_connlimit_plan(&want, &plan) != 0)
+                return -1;
+        }
+    }
+    if (plan.clamped)
+        cmn_log_warn("RLIMIT_NOFILE (%llu) is too low for --max-connections %d: inbound holds %llu connections, "
+                     "outbound %llu; raise the descriptor limit for more",
+                     (unsigned long long)plan.nofile, cfg->max_connections, (unsigned long long)plan.inbound_max,
+                     (unsigned long long)plan.outbound_max);
+    if (sc->has_inbound)
+        sc_connlimit_init(&sc->inbound.limit, plan.inbound_max, plan.nofile);
+    if (sc->has_outbound)
+        sc_connlimit_init(&sc->outbound.limit, plan.outbound_max, plan.nofile);
+    sc->proc.connections_limit[SC_DIRECTION_INBOUND] = plan.inbound_max;
+    sc->proc.connections_limit[SC_DIRECTION_OUTBOUND] = plan.outbound_max;
+    return 0;
+}
+
 /* Binds and starts the inbound and outbound workers around the first certificate. Returns 0 or -1 (logged). */
 static int start_listeners(sc_sidecar_t *sc)
 {
@@ -311,7 +370,8 @@ static int start_listeners(sc_sidecar_t *sc)
     if (strcmp(cfg->inbound, "off") != 0) {
         if (sc_inbound_init(&sc->inbound, cfg->inbound, cfg->app, sc_config_app_protocol(cfg), (size_t)cfg->threads,
                             (uint64_t)cfg->drain_timeout_ms, (uint64_t)cfg->app_timeout_ms,
-                            (uint64_t)cfg->stream_idle_timeout_ms, sc->tls, sc->policy, err, sizeof(err)) != 0) {
+                            (uint64_t)cfg->stream_idle_timeout_ms, (uint64_t)cfg->handshake_timeout_ms, sc->tls,
+                            sc->policy, err, sizeof(err)) != 0) {
             cmn_log_error("%s", err);
             return -1;
         }
@@ -328,6 +388,8 @@ static int start_listeners(sc_sidecar_t *sc)
         sc_outbound_set_transparent(&sc->outbound, cfg->transparent);
         sc->has_outbound = 1;
     }
+    if (plan_connections(sc) != 0)
+        return -1;
     if ((sc->has_inbound && sc_inbound_start(&sc->inbound) != 0) ||
         (sc->has_outbound && sc_outbound_start(&sc->outbound) != 0)) {
         cmn_log_error("cannot start worker threads");
@@ -341,6 +403,10 @@ static int start_listeners(sc_sidecar_t *sc)
         cmn_log_info("outbound %s: %zu route(s) from %s; upstream timeout %lld ms, idle %lld ms",
                      sc_config_outbound_addr(cfg), sc_routes_count(sc->routes), cfg->routes,
                      (long long)cfg->upstream_timeout_ms, (long long)cfg->upstream_idle_timeout_ms);
+    cmn_log_info("connection budget: inbound %llu, outbound %llu (0: off); handshake deadline %lld ms",
+                 (unsigned long long)sc->proc.connections_limit[SC_DIRECTION_INBOUND],
+                 (unsigned long long)sc->proc.connections_limit[SC_DIRECTION_OUTBOUND],
+                 (long long)cfg->handshake_timeout_ms);
     return 0;
 }
 

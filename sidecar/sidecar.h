@@ -16,6 +16,7 @@
 #define SC_POLICY_RELOAD_DEBOUNCE_MS 100 /* a burst of file events becomes one reload */
 #define SC_IDENTITY_RELOAD_DEBOUNCE_MS 500 /* certificate and key are often written one after the other */
 #define SC_DRAIN_POLL_MS 50              /* how often the main loop checks that workers stopped */
+#define SC_ADMIN_CONNS_MAX 32            /* admin connections open at once; more are closed at once (inside SC_FD_RESERVE) */
 
 /* The process's main-thread state. Workers never touch it. */
 typedef struct st_sc_sidecar_t {
@@ -44,6 +45,7 @@ typedef struct st_sc_sidecar_t {
     h2o_context_t admin_ctx;
     h2o_accept_ctx_t admin_accept;
     uv_tcp_t admin_listener;
+    size_t admin_conns; /* open admin connections */
     /* signals, file watch, timers */
     uv_signal_t sigterm, sigint, sighup;
     uv_fs_event_t policy_watch;

@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+#include "common/log.h"
 
 static void close_listener(sc_worker_base_t *base)
 {
@@ -96,6 +99,41 @@ int sc_worker_base_listen(sc_worker_base_t *base, const struct sockaddr *sa, uv_
 Error:
     snprintf(err, err_cap, "%s", uv_strerror(rc));
     return SC_E_LISTEN;
+}
+
+static void on_refused_close(uv_handle_t *handle)
+{
+    free(handle);
+}
+
+void sc_worker_base_refuse_pending(sc_worker_base_t *base)
+{
+    uv_tcp_t *tcp = malloc(sizeof(*tcp));
+    if (tcp == NULL)
+        return; /* out of memory: the connection stays queued */
+    uv_tcp_init(&base->loop, tcp);
+    /* on failure there is nothing to close but the handle; uv_close closes the descriptor now, the handle later */
+    (void)uv_accept((uv_stream_t *)&base->listener, (uv_stream_t *)tcp);
+    uv_close((uv_handle_t *)tcp, on_refused_close);
+}
+
+void sc_worker_base_log_refusal(sc_worker_base_t *base, sc_refuse_reason_t reason)
+{
+    uint64_t now = uv_now(&base->loop);
+
+    ++base->refusals;
+    if (base->refusal_logged_at != 0 && now - base->refusal_logged_at < SC_REFUSAL_LOG_MS)
+        return;
+    if (reason == SC_REFUSE_LIMIT)
+        cmn_log_warn("%s listener full: %llu of %llu connections open; new connections are closed at once "
+                     "(worker %zu has turned away %llu since it started)",
+                     base->side, (unsigned long long)sc_connlimit_open(base->limit), (unsigned long long)base->limit->max,
+                     base->index, (unsigned long long)base->refusals);
+    else
+        cmn_log_warn("%s listener: fewer than %d descriptors left below RLIMIT_NOFILE; new connections are closed "
+                     "at once (worker %zu has turned away %llu since it started)",
+                     base->side, SC_FD_HEADROOM, base->index, (unsigned long long)base->refusals);
+    base->refusal_logged_at = now != 0 ? now : 1;
 }
 
 static void worker_main(void *arg)

@@ -10,11 +10,13 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "sidecar/connlimit.h"
 #include "sidecar/error.h"
 #include "sidecar/http/front.h"
 #include "sidecar/tls.h"
 
 #define SC_LISTEN_BACKLOG 1024
+#define SC_REFUSAL_LOG_MS 10000 /* a worker logs turned-away connections at most this often */
 
 typedef struct st_sc_worker_base_t sc_worker_base_t;
 
@@ -45,6 +47,10 @@ struct st_sc_worker_base_t {
     size_t index;
     uint64_t drain_timeout_ms;
     size_t num_conns; /* counted by the owner; the drain finishes when it reaches 0 */
+    sc_connlimit_t *limit; /* the listener's budget, shared by its workers (the owner's; set before the start) */
+    const char *side;      /* "inbound" or "outbound", for log lines */
+    uint64_t refusals;          /* connections this worker turned away */
+    uint64_t refusal_logged_at; /* loop time of the last line saying so; 0: none yet */
     int draining;
     int stopped; /* set (atomically) when the worker's loop has returned */
     pthread_mutex_t mailbox_lock; /* guards drain_requested, mail_tls and the owner's mailbox */
@@ -67,6 +73,22 @@ void sc_worker_base_init(sc_worker_base_t *base, const sc_worker_ops_t *ops, siz
  */
 int sc_worker_base_listen(sc_worker_base_t *base, const struct sockaddr *sa, uv_connection_cb on_connection, char *err,
                           size_t err_cap) __attribute__((warn_unused_result));
+
+/*
+ * Closes the connection waiting on the listener straight after accepting it
+ * (worker thread, in the listener's callback), for want of a slot: an accept,
+ * a close and a small handle freed in its close callback; no TLS, no read.
+ * Accepting rather than leaving it queued keeps the listener's backlog for
+ * the connections that will get a slot.
+ */
+void sc_worker_base_refuse_pending(sc_worker_base_t *base);
+
+/*
+ * Counts a connection turned away and logs why (worker thread): the first
+ * one at once, then at most one line per SC_REFUSAL_LOG_MS with the count so
+ * far, so a flood does not become a flood of log lines.
+ */
+void sc_worker_base_log_refusal(sc_worker_base_t *base, sc_refuse_reason_t reason);
 
 /* Starts the worker's thread, which runs the loop and then parks. Returns 0 or SC_E_THREAD. */
 int sc_worker_base_start(sc_worker_base_t *base) __attribute__((warn_unused_result));

@@ -38,6 +38,13 @@ run "bad --threads" 2 "${IDENT[@]}" --threads 0
 one_line "bad --threads" "--threads"
 run "bad --drain-timeout" 2 "${IDENT[@]}" --drain-timeout 5y
 one_line "bad --drain-timeout" "--drain-timeout"
+check_contains "--help lists --max-connections" "--max-connections N" "$(timeout 10 "$SIDECAR" --help)"
+run "bad --max-connections" 2 "${IDENT[@]}" --max-connections 0
+one_line "bad --max-connections" '--max-connections: "0" is not a number from 1 to 1000000'
+run "--max-connections not a number" 2 "${IDENT[@]}" --max-connections many
+one_line "--max-connections not a number" '--max-connections: "many" is not a number'
+run "bad --handshake-timeout" 2 "${IDENT[@]}" --handshake-timeout 0s
+one_line "bad --handshake-timeout" "--handshake-timeout: must be longer than 0"
 run "non-loopback admin" 2 "${IDENT[@]}" --admin 0.0.0.0:15000
 one_line "non-loopback admin" "--admin-allow-remote"
 run "outbound without routes" 2 "${IDENT[@]}" --outbound 127.0.0.1:15001
@@ -117,7 +124,7 @@ IN_PORT=$(free_port)
 cat >config.json <<EOF
 {"cert": "$WORK/server.pem", "key": "$WORK/server.key", "bundle": "$WORK/ca/bundle.pem",
  "inbound": "127.0.0.1:$IN_PORT", "app": "127.0.0.1:1", "admin": "127.0.0.1:$ADMIN_PORT",
- "threads": 3, "drain-timeout": "2s"}
+ "threads": 3, "drain-timeout": "2s", "max-connections": 500}
 EOF
 start_bg cfg "$SIDECAR" --config config.json --threads 2
 CFG_PID=$LAST_PID
@@ -126,6 +133,9 @@ CONFIG=$(curl -s "http://127.0.0.1:$ADMIN_PORT/config")
 check_contains "/config: flag wins over file" '"threads": 2' "$CONFIG"
 check_contains "/config: file value kept" '"drain-timeout": "2s"' "$CONFIG"
 check_contains "/config: cert path" "\"cert\": \"$WORK/server.pem\"" "$CONFIG"
+check_contains "/config: max-connections from the file" '"max-connections": 500' "$CONFIG"
+check_contains "/config: the default handshake deadline" '"handshake-timeout": "10s"' "$CONFIG"
+check "/metrics: the inbound budget" 500 "$(metric 'seam_connections_limit{direction="inbound"}')"
 wait_port "$IN_PORT" 10 && pass "inbound from --config listens" || fail "inbound from --config listens"
 check "no policy: /policy says so" 1 "$(curl -s "http://127.0.0.1:$ADMIN_PORT/policy" | grep -c 'every request is denied')"
 kill -TERM "$CFG_PID"

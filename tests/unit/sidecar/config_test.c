@@ -42,7 +42,13 @@ static void test_flags(void **state)
     assert_int_equal(cfg.admin_allow_remote, 1);
     assert_string_equal(cfg.inbound, SC_DEFAULT_INBOUND);
     assert_string_equal(cfg.app, SC_DEFAULT_APP);
+    assert_int_equal(cfg.max_connections, 10000);
+    assert_int_equal(cfg.handshake_timeout_ms, 10000);
     assert_int_equal(sc_config_check(&cfg, err, sizeof(err)), 0);
+
+    assert_int_equal(parse_line(&cfg, "--max-connections 1000000 --handshake-timeout 2s", err, sizeof(err)), SC_CONFIG_OK);
+    assert_int_equal(cfg.max_connections, 1000000);
+    assert_int_equal(cfg.handshake_timeout_ms, 2000);
 
     assert_int_equal(parse_line(&cfg, "--help", err, sizeof(err)), SC_CONFIG_HELP);
     assert_int_equal(parse_line(&cfg, "--cert x --version", err, sizeof(err)), SC_CONFIG_VERSION);
@@ -62,6 +68,11 @@ static void test_bad_flags(void **state)
         {"--threads 65", "1 to 64"},
         {"--threads 2x", "not a number"},
         {"--threads -1", "not a number"},
+        {"--max-connections 0", "--max-connections: \"0\" is not a number from 1 to 1000000"},
+        {"--max-connections 1000001", "1 to 1000000"},
+        {"--max-connections lots", "not a number"},
+        {"--max-connections", "--max-connections needs a value"},
+        {"--handshake-timeout soon", "--handshake-timeout: \"soon\" is not a duration"},
         {"--drain-timeout 10y", "not a duration"},
         {"--drain-timeout=", "not a duration"},
         {"--admin-allow-remote=maybe", "true or false"},
@@ -94,6 +105,8 @@ static void test_checks(void **state)
         {"--cert c --key k --bundle b --admin 127.0.0.1", "not HOST:PORT"},
         {"--cert c --key k --bundle b --inbound 127.0.0.1:99999", "not HOST:PORT"},
         {"--cert c --key k --bundle b --inbound off", NULL},
+        {"--cert c --key k --bundle b --max-connections 1 --handshake-timeout 100ms", NULL},
+        {"--cert c --key k --bundle b --handshake-timeout 0s", "--handshake-timeout: must be longer than 0"},
         {"--cert c --key k --bundle b --outbound 127.0.0.1:15001", "needs --routes"},
         {"--cert c --key k --bundle b --outbound 127.0.0.1:15001 --routes r.json", NULL},
         {"--cert c --key k --bundle b --routes r.json", NULL},
@@ -172,6 +185,8 @@ static void test_json(void **state)
         {"{\"config\": \"x\"}", "unknown key"},
         {"{\"threads\": \"many\"}", "not a number"},
         {"{\"threads\": 0}", "1 to 64"},
+        {"{\"max-connections\": 0}", "c.json: max-connections: \"0\" is not a number from 1 to 1000000"},
+        {"{\"max-connections\": \"many\"}", "not a number"},
         {"{\"cert\": 5}", "must be a string"},
         {"{\"admin-allow-remote\": \"yes\"}", "true or false"},
         {"{\"drain-timeout\": \"soon\"}", "not a duration"},

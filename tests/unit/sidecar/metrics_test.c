@@ -39,6 +39,10 @@ static void test_render_sums_workers(void **state)
     sc_metrics_connection_delta(&b, 1);
     sc_metrics_connection_delta(&a, -1);
     sc_metrics_count_stream_rate_close(&b);
+    sc_metrics_count_rejection(&a, SC_REFUSE_LIMIT);
+    sc_metrics_count_rejection(&b, SC_REFUSE_LIMIT);
+    sc_metrics_count_rejection(&b, SC_REFUSE_DESCRIPTORS);
+    proc.connections_limit[SC_DIRECTION_INBOUND] = 96;
 
     assert_int_equal(sc_metrics_render(list, 2, &proc, &text, &len), 0);
     assert_int_equal(strlen(text), len);
@@ -64,6 +68,13 @@ static void test_render_sums_workers(void **state)
     assert_line(text, "seam_policy_reloads_total{result=\"failure\"} 1\n");
     assert_line(text, "seam_h2_stream_rate_closes_total{direction=\"inbound\"} 1\n");
     assert_line(text, "# TYPE seam_request_duration_seconds histogram\n");
+    assert_line(text, "seam_connections_rejected_total{direction=\"inbound\",reason=\"limit\"} 2\n");
+    assert_line(text, "seam_connections_rejected_total{direction=\"inbound\",reason=\"descriptors\"} 1\n");
+    assert_line(text, "seam_connections_rejected_total{direction=\"outbound\",reason=\"limit\"} 0\n");
+    assert_line(text, "# TYPE seam_connections_limit gauge\n");
+    assert_line(text, "seam_connections_limit{direction=\"inbound\"} 96\n");
+    if (strstr(text, "seam_connections_limit{direction=\"outbound\"}") != NULL)
+        fail_msg("a limit for a listener that does not run");
     free(text);
 }
 
