@@ -170,7 +170,8 @@ int sc_h1parse_chunked(struct phr_chunked_decoder *decoder, char *buf, size_t *s
         return -1;
     /* the undecoded rest of the window sits after the payload; the bytes beyond the window follow it */
     size_t left = rest >= 0 ? (size_t)rest : 0;
-    memmove(buf + len + left, buf + n, total - n);
+    if (total > n) /* (an empty buffer may have no bytes at all: buf NULL) */
+        memmove(buf + len + left, buf + n, total - n);
     *size = len + left + (total - n);
     *decoded = len;
     return rest >= 0 ? 1 : 0;

@@ -195,6 +195,17 @@ static void test_chunked_steps(void **state)
     }
 }
 
+/* An empty socket buffer has no bytes at all (h2o's initial buffer): a step over it is "need more", with no copy. */
+static void test_chunked_empty_buffer(void **state)
+{
+    (void)state;
+    struct phr_chunked_decoder d = {0};
+    size_t size = 0, decoded = 99;
+    assert_int_equal(sc_h1parse_chunked(&d, NULL, &size, 0, &decoded), 0);
+    assert_int_equal(size, 0);
+    assert_int_equal(decoded, 0);
+}
+
 static void test_trailers(void **state)
 {
     (void)state;
@@ -228,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_request_host_and_kept),
         cmocka_unit_test(test_response_framing),
         cmocka_unit_test(test_chunked_steps),
+        cmocka_unit_test(test_chunked_empty_buffer),
         cmocka_unit_test(test_trailers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
