@@ -56,6 +56,11 @@ const char sc_config_usage[] =
     "  --threads N            worker threads (default 1, at most 64)\n"
     "  --drain-timeout DUR    how long SIGTERM waits for in-flight requests (default 10s)\n"
     "  --config FILE          JSON object with the same keys as the flags (flags win)\n"
+    "Limits (both listeners):\n"
+    "  --max-request-headers-kb N  a request head larger than N KiB gets 431: HTTP/1.1 counts its bytes,\n"
+    "                         HTTP/2 the decoded header block with 32 bytes per field (default 60, 1 to 1024)\n"
+    "  --max-request-headers N     a request with more than N header fields gets 431 (default 100, 1 to 1000)\n"
+    "  A request head (or HTTP/2 header block) must be whole 10s after its first byte: 408, or GOAWAY.\n"
     "  --help, --version\n"
     "Durations take ms, s, m, h suffixes. SIGHUP reloads the policy, the routes and the certificate files;\n"
     "SIGTERM drains and exits.\n";
@@ -66,12 +71,13 @@ typedef struct st_sc_option_t {
     const char *name;
     opt_kind_t kind;
     size_t offset;
-    size_t cap; /* OPT_STRING: buffer size; OPT_INT: the largest value (the smallest is 1) */
+    size_t cap;    /* OPT_STRING: buffer size */
+    long min, max; /* OPT_INT: the range */
 } sc_option_t;
 
-#define STR_OPT(n, field) {n, OPT_STRING, offsetof(sc_config_t, field), sizeof(((sc_config_t *)0)->field)}
-#define NUM_OPT(n, kind, field) {n, kind, offsetof(sc_config_t, field), 0}
-#define INT_OPT(n, field, max) {n, OPT_INT, offsetof(sc_config_t, field), max}
+#define STR_OPT(n, field) {n, OPT_STRING, offsetof(sc_config_t, field), sizeof(((sc_config_t *)0)->field), 0, 0}
+#define NUM_OPT(n, kind, field) {n, kind, offsetof(sc_config_t, field), 0, 0, 0}
+#define INT_OPT(n, field, lo, hi) {n, OPT_INT, offsetof(sc_config_t, field), 0, lo, hi}
 
 static const sc_option_t options[] = {
     STR_OPT("cert", cert),
@@ -95,13 +101,15 @@ static const sc_option_t options[] = {
     STR_OPT("app-protocol", app_protocol),
     STR_OPT("admin", admin),
     NUM_OPT("admin-allow-remote", OPT_BOOL, admin_allow_remote),
-    INT_OPT("max-connections", max_connections, SC_MAX_CONNECTIONS_MAX),
+    INT_OPT("max-connections", max_connections, 1, SC_MAX_CONNECTIONS_MAX),
     NUM_OPT("handshake-timeout", OPT_DURATION, handshake_timeout_ms),
     STR_OPT("policy", policy),
-    INT_OPT("threads", threads, SC_THREADS_MAX),
+    INT_OPT("threads", threads, 1, SC_THREADS_MAX),
     NUM_OPT("drain-timeout", OPT_DURATION, drain_timeout_ms),
     NUM_OPT("bundle-refresh", OPT_DURATION, bundle_refresh_ms),
-    {"config", OPT_CONFIG, offsetof(sc_config_t, config_file), sizeof(((sc_config_t *)0)->config_file)},
+    INT_OPT("max-request-headers-kb", max_request_headers_kb, 1, SC_MAX_REQUEST_HEADERS_KB_LIMIT),
+    INT_OPT("max-request-headers", max_request_headers, 1, SC_MAX_REQUEST_HEADERS_LIMIT),
+    {"config", OPT_CONFIG, offsetof(sc_config_t, config_file), sizeof(((sc_config_t *)0)->config_file), 0, 0},
 };
 
 #define NUM_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -122,6 +130,8 @@ void sc_config_defaults(sc_config_t *cfg)
     cfg->handshake_timeout_ms = SC_DEFAULT_HANDSHAKE_TIMEOUT_MS;
     snprintf(cfg->app_protocol, sizeof(cfg->app_protocol), "auto");
     cfg->bundle_refresh_ms = 5 * 60 * 1000;
+    cfg->max_request_headers_kb = SC_DEFAULT_MAX_REQUEST_HEADERS_KB;
+    cfg->max_request_headers = SC_DEFAULT_MAX_REQUEST_HEADERS;
 }
 
 static const sc_option_t *find_option(const char *name, size_t len)
@@ -154,8 +164,8 @@ static int set_text(sc_config_t *cfg, const sc_option_t *opt, const char *value,
         char *end;
         errno = 0;
         long v = strtol(value, &end, 10);
-        if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 || v < 1 || (unsigned long)v > opt->cap) {
-            snprintf(err, err_cap, "%s: \"%s\" is not a number from 1 to %zu", what, value, opt->cap);
+        if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0 || v < opt->min || v > opt->max) {
+            snprintf(err, err_cap, "%s: \"%s\" is not a number from %ld to %ld", what, value, opt->min, opt->max);
             return SC_E_USAGE;
         }
         *(int *)base = (int)v;

@@ -23,6 +23,10 @@
 #define SC_DEFAULT_STREAM_IDLE_MS (5 * 60 * 1000)
 #define SC_DEFAULT_TRUST_DOMAIN "cluster.local"
 #define SC_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000 /* an inbound TLS handshake must finish within this */
+#define SC_DEFAULT_MAX_REQUEST_HEADERS_KB 60
+#define SC_DEFAULT_MAX_REQUEST_HEADERS 100
+#define SC_MAX_REQUEST_HEADERS_KB_LIMIT 1024 /* --max-request-headers-kb upper bound */
+#define SC_MAX_REQUEST_HEADERS_LIMIT 1000    /* --max-request-headers upper bound */
 
 /* Every setting; strings are "" when not given. */
 typedef struct st_sc_config_t {
@@ -57,6 +61,9 @@ typedef struct st_sc_config_t {
     int threads;
     int64_t drain_timeout_ms;
     int64_t bundle_refresh_ms;
+    /* limits */
+    int max_request_headers_kb; /* request head (HTTP/1.1) or decoded header block (HTTP/2) size; more: 431 */
+    int max_request_headers;    /* header fields per request; more: 431 */
     char config_file[SC_PATH_MAX];
 } sc_config_t;
 

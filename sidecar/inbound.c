@@ -319,14 +319,6 @@ static int note_stream(sc_conn_t *conn, sc_stream_event_t event)
 
 /* ---- request handling ---- */
 
-static size_t request_header_bytes(const sc_exchange_t *ex)
-{
-    size_t total = ex->path.len + ex->authority.len + ex->method.len;
-    for (size_t i = 0; i != ex->headers.size; ++i)
-        total += ex->headers.entries[i].name.len + ex->headers.entries[i].value.len;
-    return total;
-}
-
 /* The app refused h2c: the exchange, untouched, goes over HTTP/1.1. */
 static void on_h2c_refused(sc_upstream_env_t *env, sc_exchange_t *ex)
 {
@@ -415,10 +407,6 @@ static void on_request(sc_front_t *front, sc_exchange_t *ex)
     }
     if (note_stream(conn, SC_STREAM_OPENED)) {
         sc_exchange_reply(ex, 429, "too many requests on this connection\n");
-        return;
-    }
-    if (request_header_bytes(ex) > SC_MAX_REQUEST_HEADER_BYTES) {
-        sc_exchange_reply(ex, 431, "request headers too large\n");
         return;
     }
 
@@ -639,6 +627,12 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
     /* ALPN lives on the SSL_CTX: offer h2 and http/1.1 (the list must outlive the context) */
     h2o_ssl_register_alpn_protocols(tls->server_ctx, alpn_protocols);
     return 0;
+}
+
+void sc_inbound_set_front_limits(sc_inbound_t *in, const sc_front_limits_t *limits)
+{
+    for (size_t i = 0; i != in->num_workers; ++i)
+        sc_front_set_limits(&in->workers[i].front, limits);
 }
 
 int sc_inbound_start(sc_inbound_t *in)

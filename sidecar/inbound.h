@@ -20,7 +20,6 @@
 #include "sidecar/worker.h"
 
 #define SC_H2_MAX_CONCURRENT_STREAMS 100          /* SETTINGS_MAX_CONCURRENT_STREAMS we honour per connection */
-#define SC_MAX_REQUEST_HEADER_BYTES (32 * 1024)   /* names + values of one request's headers; more: 431 */
 #define SC_MAX_REQUEST_BODY_BYTES (1024ul * 1024 * 1024) /* request body limit; more: 413 */
 #define SC_APP_KEEPALIVE_MS 2000                  /* idle pooled connections to the app close after this */
 #define SC_INBOUND_H2_IDLE_MS 90000               /* an HTTP/2 connection without requests closes after this
@@ -85,6 +84,9 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
                     size_t num_workers, uint64_t drain_timeout_ms, uint64_t app_timeout_ms, uint64_t stream_idle_ms,
                     uint64_t handshake_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
     __attribute__((warn_unused_result));
+
+/* Sets every worker's request head limits (copied). Call after sc_inbound_init and before sc_inbound_start. */
+void sc_inbound_set_front_limits(sc_inbound_t *in, const sc_front_limits_t *limits);
 
 /* Starts the worker threads. Returns 0 or SC_E_THREAD. */
 int sc_inbound_start(sc_inbound_t *in) __attribute__((warn_unused_result));

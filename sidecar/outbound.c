@@ -504,6 +504,12 @@ void sc_outbound_set_transparent(sc_outbound_t *out, int on)
     out->transparent = on;
 }
 
+void sc_outbound_set_front_limits(sc_outbound_t *out, const sc_front_limits_t *limits)
+{
+    for (size_t i = 0; i != out->num_workers; ++i)
+        sc_front_set_limits(&out->workers[i].front, limits);
+}
+
 int sc_outbound_start(sc_outbound_t *out)
 {
     for (size_t i = 0; i != out->num_workers; ++i) {

@@ -93,6 +93,9 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
  */
 void sc_outbound_set_transparent(sc_outbound_t *out, int on);
 
+/* Sets every worker's request head limits (copied). Call after sc_outbound_init and before sc_outbound_start. */
+void sc_outbound_set_front_limits(sc_outbound_t *out, const sc_front_limits_t *limits);
+
 /* Starts the worker threads. Returns 0 or SC_E_THREAD. */
 int sc_outbound_start(sc_outbound_t *out) __attribute__((warn_unused_result));
 

@@ -366,6 +366,8 @@ static int start_listeners(sc_sidecar_t *sc)
 {
     const sc_config_t *cfg = sc->cfg;
     char err[1024];
+    _Static_assert(SC_MAX_REQUEST_HEADERS_LIMIT <= SC_FRONT_HEADER_FIELDS_LIMIT, "--max-request-headers beyond the front end");
+    const sc_front_limits_t limits = {(size_t)cfg->max_request_headers_kb * 1024, (size_t)cfg->max_request_headers};
 
     if (strcmp(cfg->inbound, "off") != 0) {
         if (sc_inbound_init(&sc->inbound, cfg->inbound, cfg->app, sc_config_app_protocol(cfg), (size_t)cfg->threads,
@@ -375,6 +377,7 @@ static int start_listeners(sc_sidecar_t *sc)
             cmn_log_error("%s", err);
             return -1;
         }
+        sc_inbound_set_front_limits(&sc->inbound, &limits);
         sc->has_inbound = 1;
     }
     if (sc_config_has_outbound(cfg)) {
@@ -386,6 +389,7 @@ static int start_listeners(sc_sidecar_t *sc)
             return -1;
         }
         sc_outbound_set_transparent(&sc->outbound, cfg->transparent);
+        sc_outbound_set_front_limits(&sc->outbound, &limits);
         sc->has_outbound = 1;
     }
     if (plan_connections(sc) != 0)

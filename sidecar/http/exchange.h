@@ -21,7 +21,8 @@
  * pool type) or is static, and dies with the exchange.
  */
 
-#define SC_HTTP_FIELDS_MAX 100 /* header (or trailer) lines kept per message; the front end refuses more (431) */
+#define SC_HTTP_FIELDS_MAX 100 /* trailer lines the front end takes, and header or trailer lines the clients keep per
+                                  message; request heads are bounded by the front end's limits (front.h) */
 
 /* One header or trailer field; the name is lowercase. */
 typedef struct st_sc_http_field_t {

@@ -17,6 +17,7 @@ enum { H1_BODY_NONE = 0, H1_BODY_LENGTH, H1_BODY_CHUNKED };
 static void h1_handle_input(sc_fconn_t *conn);
 static void h1_on_read(h2o_socket_t *sock, const char *err);
 static void h1_linger(sc_fconn_t *conn);
+static void h1_refuse(sc_fconn_t *conn, int status, const char *reason, const char *body);
 
 /* ---- requests ---- */
 
@@ -160,6 +161,8 @@ void sc_fconn_close(sc_fconn_t *conn)
         h2o_timeout_unlink(&conn->resume_entry);
     if (h2o_timeout_is_linked(&conn->grace_entry))
         h2o_timeout_unlink(&conn->grace_entry);
+    if (h2o_timeout_is_linked(&conn->block_entry))
+        h2o_timeout_unlink(&conn->block_entry);
     h2o_linklist_unlink(&conn->link);
     --front->num_conns;
     if (conn->protocol == SC_FRONT_HTTP2) {
@@ -213,10 +216,15 @@ static void on_conn_timeout(h2o_timeout_entry_t *entry)
 {
     sc_fconn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_fconn_t, timeout, entry);
     sc_fconn_enter(conn);
-    if (conn->protocol == SC_FRONT_HTTP2)
+    if (conn->protocol == SC_FRONT_HTTP2) {
         sc_front_h2_shutdown(conn); /* idle: GOAWAY, then close */
-    else
+    } else if (conn->head_started && conn->cur == NULL && !conn->lingering) {
+        /* the head's time is up: the client hears why (RFC 9110 15.5.9), then the connection closes */
+        conn->head_started = 0;
+        h1_refuse(conn, 408, "Request Timeout", "request head not complete in time\n");
+    } else {
         sc_fconn_close(conn);
+    }
     sc_fconn_leave(conn);
 }
 
@@ -271,9 +279,11 @@ void sc_front_init(sc_front_t *front, h2o_loop_t *loop, const sc_front_handler_t
     front->allow_h2c = allow_h2c;
     front->h2_max_streams = h2_max_streams;
     front->max_body = max_body;
+    front->limits = (sc_front_limits_t){SC_FRONT_HEADER_BYTES_DEFAULT, SC_FRONT_HEADER_FIELDS_DEFAULT};
     front->server_name = server_name;
     h2o_timeout_init(loop, &front->zero, 0);
     h2o_timeout_init(loop, &front->h1_idle, SC_FRONT_H1_IDLE_MS);
+    h2o_timeout_init(loop, &front->head_timeout, SC_FRONT_HEAD_TIMEOUT_MS);
     h2o_timeout_init(loop, &front->h2_idle, h2_idle_ms);
     h2o_timeout_init(loop, &front->grace, SC_FRONT_SHUTDOWN_GRACE_MS);
     h2o_timeout_init(loop, &front->linger, SC_FRONT_LINGER_MS);
@@ -284,12 +294,22 @@ void sc_front_init(sc_front_t *front, h2o_loop_t *loop, const sc_front_handler_t
 void sc_front_set_h1_idle(sc_front_t *front, uint64_t ms)
 {
     front->h1_idle.timeout = ms; /* h2o reads it at each link: with no entry linked yet, nothing is armed for the old value */
+    if (front->head_timeout.timeout > ms)
+        front->head_timeout.timeout = ms; /* a stalled head must not outlive an idle connection */
+}
+
+void sc_front_set_limits(sc_front_t *front, const sc_front_limits_t *limits)
+{
+    front->limits = *limits;
+    if (front->limits.header_fields_max > SC_FRONT_HEADER_FIELDS_LIMIT)
+        front->limits.header_fields_max = SC_FRONT_HEADER_FIELDS_LIMIT;
 }
 
 void sc_front_dispose(sc_front_t *front)
 {
     h2o_timeout_dispose(front->loop, &front->zero);
     h2o_timeout_dispose(front->loop, &front->h1_idle);
+    h2o_timeout_dispose(front->loop, &front->head_timeout);
     h2o_timeout_dispose(front->loop, &front->h2_idle);
     h2o_timeout_dispose(front->loop, &front->grace);
     h2o_timeout_dispose(front->loop, &front->linger);
@@ -530,12 +550,30 @@ static void h1_set_reading(sc_fconn_t *conn, int on)
     }
 }
 
+/* Arms (or stops) the idle timer: the wait for a request to begin, or for more of a body. */
 static void h1_arm_timeout(sc_fconn_t *conn, int on)
 {
+    conn->head_started = 0;
     if (h2o_timeout_is_linked(&conn->timeout))
         h2o_timeout_unlink(&conn->timeout);
     if (on)
         h2o_timeout_link(conn->front->loop, &conn->front->h1_idle, &conn->timeout);
+}
+
+/*
+ * A request head began: it must be whole within the head timeout of now.
+ * Later reads leave the timer alone, so a client that trickles its head
+ * holds the connection (and its buffer) no longer than that (nginx's
+ * client_header_timeout); on expiry it gets 408.
+ */
+static void h1_start_head_timer(sc_fconn_t *conn)
+{
+    if (conn->head_started)
+        return;
+    if (h2o_timeout_is_linked(&conn->timeout))
+        h2o_timeout_unlink(&conn->timeout);
+    h2o_timeout_link(conn->front->loop, &conn->front->head_timeout, &conn->timeout);
+    conn->head_started = 1;
 }
 
 /* A complete request head: build the exchange and hand it to the handler. Returns 0, or -1 if refused. */
@@ -614,7 +652,8 @@ static int h1_read_trailers(sc_fconn_t *conn, sc_freq_t *r)
     h2o_buffer_t **input = &conn->sock->input;
     struct phr_header fields[SC_HTTP_FIELDS_MAX];
     size_t num_fields = SC_HTTP_FIELDS_MAX;
-    int rc = sc_h1parse_trailers((*input)->bytes, (*input)->size, SC_FRONT_HEAD_MAX, fields, &num_fields);
+    int rc = sc_h1parse_trailers((*input)->bytes, (*input)->size, conn->front->limits.header_bytes_max, fields,
+                                 &num_fields);
     if (rc <= 0)
         return rc;
     for (size_t i = 0; i != num_fields; ++i)
@@ -720,7 +759,8 @@ static void h1_handle_input(sc_fconn_t *conn)
             /* the socket stays read while the request is served (stopping and restarting it would cost two
                system calls per request); the next request's bytes wait in the input, one head's worth at most */
             int want_body = !r->ex.body.complete && (conn->in_trailers || r->ex.body.buf->size < SC_FRONT_BODY_WINDOW);
-            h1_set_reading(conn, want_body || (r->ex.body.complete && conn->sock->input->size < SC_FRONT_HEAD_MAX));
+            h1_set_reading(conn, want_body ||
+                                     (r->ex.body.complete && conn->sock->input->size < conn->front->limits.header_bytes_max));
             h1_arm_timeout(conn, want_body);
             return;
         }
@@ -741,7 +781,7 @@ static void h1_handle_input(sc_fconn_t *conn)
             memcmp(input->bytes, preface, input->size < sizeof(preface) - 1 ? input->size : sizeof(preface) - 1) == 0) {
             if (input->size < sizeof(preface) - 1) {
                 h1_set_reading(conn, 1);
-                h1_arm_timeout(conn, 1);
+                h1_start_head_timer(conn);
                 return;
             }
             /* h2c with prior knowledge: the same connection continues as HTTP/2 */
@@ -753,24 +793,25 @@ static void h1_handle_input(sc_fconn_t *conn)
             return;
         }
         const char *method, *path;
-        size_t method_len, path_len, num_headers = SC_FRONT_HEADERS_MAX;
-        struct phr_header headers[SC_FRONT_HEADERS_MAX];
+        const sc_front_limits_t *limits = &conn->front->limits;
+        size_t method_len, path_len, num_headers = limits->header_fields_max;
+        struct phr_header headers[SC_FRONT_HEADER_FIELDS_LIMIT];
         int minor;
-        size_t avail = input->size < SC_FRONT_HEAD_MAX ? input->size : SC_FRONT_HEAD_MAX;
+        size_t avail = input->size < limits->header_bytes_max ? input->size : limits->header_bytes_max;
         int rc = phr_parse_request(input->bytes, avail, &method, &method_len, &path, &path_len, &minor, headers,
                                    &num_headers, conn->prev_head_len);
         if (rc == -2) {
-            if (avail == SC_FRONT_HEAD_MAX) {
+            if (avail == limits->header_bytes_max) {
                 h1_refuse(conn, 431, "Request Header Fields Too Large", "request headers too large\n");
                 return;
             }
             conn->prev_head_len = avail;
             h1_set_reading(conn, 1);
-            h1_arm_timeout(conn, 1);
+            h1_start_head_timer(conn);
             return;
         }
         if (rc < 0) {
-            if (num_headers == SC_FRONT_HEADERS_MAX)
+            if (num_headers == limits->header_fields_max)
                 h1_refuse(conn, 431, "Request Header Fields Too Large", "too many request headers\n");
             else
                 h1_refuse(conn, 400, "Bad Request", "bad request: not HTTP/1.x\n");

@@ -21,11 +21,15 @@
 
 #define SC_FRONT_BODY_WINDOW (256 * 1024) /* request body bytes buffered per request before the client waits */
 #define SC_FRONT_OUT_LOW (64 * 1024)      /* response bytes queued per request below which the handler gets more */
-#define SC_FRONT_HEAD_MAX (64 * 1024)     /* largest HTTP/1.1 request head; more: 431 */
-#define SC_FRONT_HEADERS_MAX 128          /* header lines in an HTTP/1.1 request head; more: 431 */
-#define SC_FRONT_HEADER_BYTES_MAX (64 * 1024) /* decoded bytes of one HTTP/2 header block (RFC 7541's 32-byte
-                                                  overhead per field counted); more: 431, with no copy made */
-#define SC_FRONT_H1_IDLE_MS 10000         /* HTTP/1.1: the next request (or more of this one) must come within this */
+#define SC_FRONT_HEADER_BYTES_DEFAULT (60 * 1024) /* sc_front_limits_t.header_bytes_max unless set */
+#define SC_FRONT_HEADER_FIELDS_DEFAULT 100        /* sc_front_limits_t.header_fields_max unless set */
+#define SC_FRONT_HEADER_FIELDS_LIMIT 1000 /* the most header_fields_max may be: HTTP/1.1 parses into a stack
+                                             array of this many (32 KB) */
+#define SC_FRONT_HEAD_TIMEOUT_MS 10000    /* a request head (HTTP/1.1) or header block (HTTP/2) must be whole this
+                                             long after its first byte: 408, or GOAWAY */
+#define SC_FRONT_REFUSED_BLOCKS_MAX 3     /* HTTP/2: header blocks refused (431) on one connection before it gets
+                                             GOAWAY ENHANCE_YOUR_CALM and closes */
+#define SC_FRONT_H1_IDLE_MS 10000         /* HTTP/1.1: the next request (or more of a body) must come within this */
 #define SC_FRONT_H2_CONN_WINDOW (32 * 1024 * 1024) /* HTTP/2 connection receive window: every stream's body
                                                       window fits, so one slow request never stalls the others */
 #define SC_FRONT_SHUTDOWN_GRACE_MS 1000   /* HTTP/2 drain: the final GOAWAY follows the first after this */
@@ -37,6 +41,18 @@
 typedef enum { SC_FRONT_HTTP1 = 1, SC_FRONT_HTTP2 = 2 } sc_front_protocol_t;
 
 typedef struct st_sc_front_t sc_front_t;
+
+/*
+ * What a request head may hold (--max-request-headers-kb, --max-request-headers).
+ * Past either the request is answered 431 without reaching the handler, and
+ * no more of the head is copied.
+ */
+typedef struct st_sc_front_limits_t {
+    size_t header_bytes_max;  /* HTTP/1.1: bytes of the head (request line included); HTTP/2: decoded bytes of a header
+                                 block, 32 added per field as RFC 7541 4.1 counts them; also the trailers' bound */
+    size_t header_fields_max; /* header fields of a request (HTTP/2 pseudo-header fields not counted), at most
+                                 SC_FRONT_HEADER_FIELDS_LIMIT */
+} sc_front_limits_t;
 
 /* What a listener does with its requests; both run on the worker's thread. */
 typedef struct st_sc_front_handler_t {
@@ -55,9 +71,11 @@ struct st_sc_front_t {
     int allow_h2c;              /* an HTTP/1.1 connection that opens with the HTTP/2 preface becomes h2c */
     uint32_t h2_max_streams;    /* SETTINGS_MAX_CONCURRENT_STREAMS */
     uint64_t max_body;          /* request bodies larger than this: 413 (or a reset stream once under way) */
+    sc_front_limits_t limits;   /* request heads; the defaults unless sc_front_set_limits() */
     const char *server_name;    /* the server header of responses */
     h2o_timeout_t zero;         /* runs on the loop's next turn */
     h2o_timeout_t h1_idle;      /* SC_FRONT_H1_IDLE_MS, or sc_front_set_h1_idle()'s */
+    h2o_timeout_t head_timeout; /* SC_FRONT_HEAD_TIMEOUT_MS, or the HTTP/1.1 idle timeout when that is shorter */
     h2o_timeout_t h2_idle;      /* an HTTP/2 connection with no open stream closes after this */
     h2o_timeout_t grace;        /* SC_FRONT_SHUTDOWN_GRACE_MS */
     h2o_timeout_t linger;       /* SC_FRONT_LINGER_MS */
@@ -79,10 +97,18 @@ void sc_front_init(sc_front_t *front, h2o_loop_t *loop, const sc_front_handler_t
 
 /*
  * Sets the HTTP/1.1 idle timeout (SC_FRONT_H1_IDLE_MS unless set): the wait
- * for the next request, or for more of one under way. Call before the first
- * sc_front_serve().
+ * for the next request, or for more of a body under way. A whole-head timeout
+ * longer than it is lowered to it. Call before the first sc_front_serve().
  */
 void sc_front_set_h1_idle(sc_front_t *front, uint64_t ms);
+
+/*
+ * Sets what a request head may hold (the defaults unless set); a
+ * header_fields_max above SC_FRONT_HEADER_FIELDS_LIMIT counts as the limit.
+ * HTTP/2 connections advertise header_bytes_max as
+ * SETTINGS_MAX_HEADER_LIST_SIZE. Call before the first sc_front_serve().
+ */
+void sc_front_set_limits(sc_front_t *front, const sc_front_limits_t *limits);
 
 /*
  * Serves HTTP on sock (plain, or TLS with the handshake done), speaking

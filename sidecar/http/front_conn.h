@@ -34,9 +34,24 @@ typedef struct st_sc_freq_t {
     int stream_closed;     /* nghttp2 closed the stream */
     int trailers_pending;  /* the body is out; the trailing HEADERS go next */
     size_t header_bytes;   /* decoded header (or trailer) bytes of the block being received */
-    int headers_too_large; /* ... went over SC_FRONT_HEADER_BYTES_MAX: the stream is answered 431 */
-    int header_fields_too_many; /* more than SC_HTTP_FIELDS_MAX fields: 431 too */
+    size_t header_fields;  /* its fields, pseudo-header fields not counted */
+    int headers_too_large; /* the block went past front->limits: the stream is answered 431 */
 } sc_freq_t;
+
+/*
+ * Where the client's HTTP/2 frames begin and end in the bytes nghttp2 took.
+ * nghttp2 keeps its reading state to itself and skips some header blocks (a
+ * closed stream's) without a callback, so the front end follows the frame
+ * headers to know when a header block is under way and time it.
+ */
+typedef struct st_sc_h2_frames_t {
+    uint32_t preface_left; /* client connection preface bytes still to pass */
+    uint32_t payload_left; /* payload bytes of the current frame still to come */
+    uint8_t head[9];       /* a frame header read in part */
+    uint8_t head_len;
+    uint8_t in_block;      /* a header block began and the frame that ends it has not ended yet */
+    uint8_t block_ends;    /* the current frame carries END_HEADERS */
+} sc_h2_frames_t;
 
 struct st_sc_fconn_t {
     sc_front_t *front;
@@ -60,6 +75,7 @@ struct st_sc_fconn_t {
     struct phr_chunked_decoder chunked;
     int in_trailers; /* the last chunk came: the trailer section is being read */
     size_t prev_head_len; /* for picohttpparser's incremental parse */
+    int head_started; /* a request head began: conn->timeout is its whole-head timer, which reads do not re-arm */
     /* HTTP/2 */
     nghttp2_session *session;
     size_t num_streams;
@@ -67,6 +83,12 @@ struct st_sc_fconn_t {
     int goaway_stage; /* 0 none, 1 notice sent, 2 final GOAWAY sent */
     h2o_linklist_t proceed; /* sc_freq_t whose handler waits for more room */
     h2o_timeout_entry_t grace_entry;
+    sc_h2_frames_t frames;
+    h2o_timeout_entry_t block_entry; /* on front->head_timeout while a header block is under way; on front->grace
+                                        once calm is set */
+    size_t refused_blocks; /* header blocks answered 431 (or trailers reset) for going past the limits */
+    int calm;              /* GOAWAY ENHANCE_YOUR_CALM is on its way: the socket closes once it is out, or when
+                              block_entry fires */
 };
 
 /* front.c */

@@ -262,6 +262,44 @@ void sc_front_h2_body_consumed(sc_freq_t *r, size_t n)
     sc_fconn_resume_soon(conn);
 }
 
+/* The client's address, for a log line. */
+static void peer_text(sc_fconn_t *conn, char *buf, size_t cap)
+{
+    struct sockaddr_storage sa;
+    snprintf(buf, cap, "?");
+    if (conn->sock != NULL && h2o_socket_getpeername(conn->sock, (struct sockaddr *)&sa) != 0)
+        h2o_socket_getnumerichost((struct sockaddr *)&sa, sizeof(sa), buf);
+}
+
+/*
+ * Ends a connection whose client abuses it: GOAWAY ENHANCE_YOUR_CALM, and
+ * nghttp2 ignores every frame after it. The socket closes once the GOAWAY is
+ * out, or SC_FRONT_SHUTDOWN_GRACE_MS later at most (a client that reads
+ * nothing cannot hold it).
+ */
+static void h2_calm(sc_fconn_t *conn, const char *why)
+{
+    char peer[1025];
+    if (conn->calm || conn->dead || conn->session == NULL)
+        return;
+    conn->calm = 1;
+    peer_text(conn, peer, sizeof(peer));
+    cmn_log_warn("HTTP/2 connection from %s: %s: GOAWAY ENHANCE_YOUR_CALM, then close", peer, why);
+    nghttp2_session_terminate_session(conn->session, NGHTTP2_ENHANCE_YOUR_CALM);
+    if (h2o_timeout_is_linked(&conn->block_entry))
+        h2o_timeout_unlink(&conn->block_entry);
+    h2o_timeout_link(conn->front->loop, &conn->front->grace, &conn->block_entry);
+    if (!conn->in_callback)
+        sc_front_h2_flush(conn); /* else h2_handle_input flushes once nghttp2 returns */
+}
+
+/* A header block went past the limits (and was answered 431, or its trailers refused): a few may be mistakes. */
+static void count_refused_block(sc_fconn_t *conn)
+{
+    if (++conn->refused_blocks >= SC_FRONT_REFUSED_BLOCKS_MAX)
+        h2_calm(conn, "header blocks past the limits, again and again");
+}
+
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     sc_fconn_t *conn = user_data;
@@ -288,9 +326,13 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         return 0;
     sc_exchange_t *ex = &r->ex;
     const char *n = (const char *)name, *v = (const char *)value;
-    /* the block's decoded size is bounded as it is decoded: HPACK lets a few bytes name a large field */
+    /* the block's decoded size is bounded as it is decoded: HPACK lets one byte name a 4 KB field again */
+    const sc_front_limits_t *limits = &r->front->limits;
     r->header_bytes += namelen + valuelen + 32;
-    if (r->header_bytes > SC_FRONT_HEADER_BYTES_MAX || r->header_fields_too_many) {
+    if (namelen == 0 || n[0] != ':')
+        ++r->header_fields;
+    if (r->headers_too_large || r->header_bytes > limits->header_bytes_max ||
+        (!r->dispatched && r->header_fields > limits->header_fields_max)) {
         r->headers_too_large = 1;
         return 0;
     }
@@ -326,10 +368,6 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         ex->body.length = len;
         return 0;
     }
-    if (ex->headers.size == SC_HTTP_FIELDS_MAX) {
-        r->header_fields_too_many = 1;
-        return 0;
-    }
     sc_http_fields_add(&ex->pool, &ex->headers, n, namelen, v, valuelen);
     return 0;
 }
@@ -345,13 +383,15 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         r->ex.body.expected = !end;
         r->ex.body.complete = end;
         r->header_bytes = 0; /* a trailer block is counted on its own */
+        r->header_fields = 0;
         if (r->ex.path.base == NULL)
             r->ex.path = h2o_iovec_init(H2O_STRLIT("/")); /* CONNECT: the handler refuses it */
-        if (r->headers_too_large || r->header_fields_too_many) {
+        if (r->headers_too_large) {
             /* answered here, not by a handler; the body that may follow is dropped (on_data_chunk) */
             r->dispatched = 1;
             r->ex.body.failed = !end;
             sc_exchange_reply(&r->ex, 431, "request headers too large\n");
+            count_refused_block(conn);
             return 0;
         }
         if (r->ex.body.length != UINT64_MAX && r->ex.body.length > conn->front->max_body) {
@@ -365,8 +405,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         return 0;
     }
     if (frame->hd.type == NGHTTP2_HEADERS && r->headers_too_large && !r->ex.body.complete) {
+        int counted = r->ex.body.failed; /* the head itself was refused (and counted) */
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
         sc_freq_body_fail(r); /* trailers past the bound: the handler lets go of the next hop */
+        if (!counted)
+            count_refused_block(conn);
         return 0;
     }
     if (end && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) && !r->ex.body.complete) {
@@ -456,6 +499,57 @@ static void make_server_callbacks(void)
 
 static void h2_on_read(h2o_socket_t *sock, const char *err);
 
+#define H2_PREFACE_LEN 24 /* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" */
+#define H2_FRAME_HEADER_LEN 9
+
+/* Follows the frames in len more bytes of the client's; returns 1 while a header block is under way after them. */
+static int track_frames(sc_h2_frames_t *t, const uint8_t *p, size_t len)
+{
+    while (len != 0) {
+        size_t n;
+        if (t->preface_left != 0) {
+            n = len < t->preface_left ? len : t->preface_left;
+            t->preface_left -= (uint32_t)n;
+        } else if (t->payload_left != 0) {
+            n = len < t->payload_left ? len : t->payload_left;
+            t->payload_left -= (uint32_t)n;
+            if (t->payload_left == 0 && t->block_ends)
+                t->in_block = 0;
+        } else {
+            n = H2_FRAME_HEADER_LEN - t->head_len;
+            if (n > len)
+                n = len;
+            memcpy(t->head + t->head_len, p, n);
+            t->head_len += (uint8_t)n;
+            if (t->head_len == H2_FRAME_HEADER_LEN) {
+                uint8_t type = t->head[3];
+                t->head_len = 0;
+                t->payload_left = (uint32_t)t->head[0] << 16 | (uint32_t)t->head[1] << 8 | t->head[2];
+                /* a block is HEADERS (or PUSH_PROMISE) then CONTINUATIONs, up to the frame flagged END_HEADERS */
+                t->in_block = type == NGHTTP2_HEADERS || type == NGHTTP2_PUSH_PROMISE || type == NGHTTP2_CONTINUATION;
+                t->block_ends = (t->head[4] & NGHTTP2_FLAG_END_HEADERS) != 0;
+                if (t->payload_left == 0 && t->block_ends)
+                    t->in_block = 0;
+            }
+        }
+        p += n;
+        len -= n;
+    }
+    return t->in_block;
+}
+
+/* A header block was not whole within the head timeout of its first frame. */
+static void on_block_timeout(h2o_timeout_entry_t *entry)
+{
+    sc_fconn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_fconn_t, block_entry, entry);
+    sc_fconn_enter(conn);
+    if (conn->calm)
+        sc_fconn_close(conn); /* the GOAWAY did not get out in time */
+    else
+        h2_calm(conn, "a header block not complete in time");
+    sc_fconn_leave(conn);
+}
+
 /* Feeds what the socket read to nghttp2, then writes what it answered. */
 static void h2_handle_input(sc_fconn_t *conn)
 {
@@ -467,13 +561,19 @@ static void h2_handle_input(sc_fconn_t *conn)
         if (conn->dead)
             return;
         if (n < 0) {
-            char peer[1025] = "?";
-            struct sockaddr_storage sa;
-            if (h2o_socket_getpeername(conn->sock, (struct sockaddr *)&sa) != 0)
-                h2o_socket_getnumerichost((struct sockaddr *)&sa, sizeof(sa), peer);
+            char peer[1025];
+            peer_text(conn, peer, sizeof(peer));
             cmn_log_warn("HTTP/2 connection from %s closed: %s", peer, nghttp2_strerror((int)n));
             sc_fconn_close(conn);
             return;
+        }
+        /* the whole block is timed from its first frame: trickled CONTINUATIONs do not extend it */
+        int in_block = track_frames(&conn->frames, (const uint8_t *)(*input)->bytes, (size_t)n);
+        if (!conn->calm) {
+            if (!in_block && h2o_timeout_is_linked(&conn->block_entry))
+                h2o_timeout_unlink(&conn->block_entry);
+            else if (in_block && !h2o_timeout_is_linked(&conn->block_entry))
+                h2o_timeout_link(conn->front->loop, &conn->front->head_timeout, &conn->block_entry);
         }
         h2o_buffer_consume(input, (size_t)n);
     }
@@ -510,9 +610,12 @@ int sc_front_h2_start(sc_fconn_t *conn)
         conn->session = NULL;
         return -1;
     }
-    nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, conn->front->h2_max_streams},
-                                         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, SC_FRONT_BODY_WINDOW},
-                                         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, SC_FRONT_HEADER_BYTES_MAX}};
+    conn->frames.preface_left = H2_PREFACE_LEN;
+    conn->block_entry.cb = on_block_timeout;
+    nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, conn->front->h2_max_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, SC_FRONT_BODY_WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)conn->front->limits.header_bytes_max}};
     if (nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings, sizeof(settings) / sizeof(settings[0])) != 0 ||
         nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0, SC_FRONT_H2_CONN_WINDOW) != 0)
         return -1;

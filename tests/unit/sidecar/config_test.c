@@ -49,6 +49,13 @@ static void test_flags(void **state)
     assert_int_equal(parse_line(&cfg, "--max-connections 1000000 --handshake-timeout 2s", err, sizeof(err)), SC_CONFIG_OK);
     assert_int_equal(cfg.max_connections, 1000000);
     assert_int_equal(cfg.handshake_timeout_ms, 2000);
+    assert_int_equal(cfg.max_request_headers_kb, SC_DEFAULT_MAX_REQUEST_HEADERS_KB);
+    assert_int_equal(cfg.max_request_headers, SC_DEFAULT_MAX_REQUEST_HEADERS);
+    assert_int_equal(parse_line(&cfg, "--cert c --key k --bundle b --max-request-headers-kb 1024 --max-request-headers=1",
+                                err, sizeof(err)),
+                     SC_CONFIG_OK);
+    assert_int_equal(cfg.max_request_headers_kb, 1024);
+    assert_int_equal(cfg.max_request_headers, 1);
 
     assert_int_equal(parse_line(&cfg, "--help", err, sizeof(err)), SC_CONFIG_HELP);
     assert_int_equal(parse_line(&cfg, "--cert x --version", err, sizeof(err)), SC_CONFIG_VERSION);
@@ -73,6 +80,13 @@ static void test_bad_flags(void **state)
         {"--max-connections lots", "not a number"},
         {"--max-connections", "--max-connections needs a value"},
         {"--handshake-timeout soon", "--handshake-timeout: \"soon\" is not a duration"},
+        {"--max-request-headers 0", "--max-request-headers: \"0\" is not a number from 1 to 1000"},
+        {"--max-request-headers 1001", "--max-request-headers: \"1001\" is not a number from 1 to 1000"},
+        {"--max-request-headers 1e3", "--max-request-headers: \"1e3\""},
+        {"--max-request-headers", "--max-request-headers needs a value"},
+        {"--max-request-headers-kb 0", "--max-request-headers-kb: \"0\" is not a number from 1 to 1024"},
+        {"--max-request-headers-kb 1025", "--max-request-headers-kb: \"1025\""},
+        {"--max-request-headers-kb 60k", "--max-request-headers-kb: \"60k\""},
         {"--drain-timeout 10y", "not a duration"},
         {"--drain-timeout=", "not a duration"},
         {"--admin-allow-remote=maybe", "true or false"},
@@ -162,7 +176,7 @@ static void test_json(void **state)
     char err[512];
     const char *good = "{\"cert\": \"c.pem\", \"key\": \"k.pem\", \"bundle\": \"b.pem\", \"threads\": 3, "
                        "\"drain-timeout\": \"2s\", \"admin-allow-remote\": true, \"app\": \"127.0.0.1:9090\", "
-                       "\"outbound-allow-remote\": true}";
+                       "\"outbound-allow-remote\": true, \"max-request-headers\": 150, \"max-request-headers-kb\": 8}";
     sc_config_defaults(&cfg);
     assert_int_equal(sc_config_apply_json(&cfg, good, strlen(good), "c.json", err, sizeof(err)), 0);
     assert_int_equal(cfg.threads, 3);
@@ -170,9 +184,12 @@ static void test_json(void **state)
     assert_int_equal(cfg.admin_allow_remote, 1);
     assert_string_equal(cfg.app, "127.0.0.1:9090");
     assert_int_equal(cfg.outbound_allow_remote, 1);
+    assert_int_equal(cfg.max_request_headers, 150);
+    assert_int_equal(cfg.max_request_headers_kb, 8);
     char *json = sc_config_to_json(&cfg);
     assert_non_null(json);
     assert_non_null(strstr(json, "\"outbound-allow-remote\": true"));
+    assert_non_null(strstr(json, "\"max-request-headers\": 150"));
     free(json);
 
     static const struct {
@@ -187,6 +204,8 @@ static void test_json(void **state)
         {"{\"threads\": 0}", "1 to 64"},
         {"{\"max-connections\": 0}", "c.json: max-connections: \"0\" is not a number from 1 to 1000000"},
         {"{\"max-connections\": \"many\"}", "not a number"},
+        {"{\"max-request-headers\": 0}", "c.json: max-request-headers: \"0\" is not a number from 1 to 1000"},
+        {"{\"max-request-headers-kb\": \"big\"}", "c.json: max-request-headers-kb: \"big\""},
         {"{\"cert\": 5}", "must be a string"},
         {"{\"admin-allow-remote\": \"yes\"}", "true or false"},
         {"{\"drain-timeout\": \"soon\"}", "not a duration"},
