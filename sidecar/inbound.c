@@ -38,7 +38,7 @@ typedef struct st_sc_conn_t {
     char fail_detail[256];
     sc_stream_rate_t stream_rate;
     int rate_closed;
-    char peer_id[CRT_SPIFFE_ID_MAX + 1]; /* verified SPIFFE ID, "" until verified */
+    char *peer_id; /* verified SPIFFE ID (malloc'ed to its length), NULL until verified */
     h2o_timeout_entry_t handshake_entry;  /* linked while the handshake runs */
 } sc_conn_t;
 
@@ -85,10 +85,11 @@ static void on_tls_verify(SSL *ssl, int rc, const crt_verify_result_t *res)
     sc_conn_t *conn = conn_of_ssl(ssl);
     if (conn == NULL)
         return;
+    free(conn->peer_id);
+    conn->peer_id = NULL;
     if (rc == 0) {
-        snprintf(conn->peer_id, sizeof(conn->peer_id), "%s", res->spiffe_id);
+        conn->peer_id = strdup(res->spiffe_id); /* NULL (no memory) fails the request as unverified */
     } else {
-        conn->peer_id[0] = '\0';
         conn->fail_reason = crt_error_slug(rc);
         snprintf(conn->fail_detail, sizeof(conn->fail_detail), "%s", res->detail);
     }
@@ -140,15 +141,16 @@ static void on_tls_info(const SSL *ssl, int where, int ret)
         return;
     /* HANDSHAKE_DONE comes once the client's Finished is in: after on_tls_verify for full handshakes */
     if ((where & SSL_CB_HANDSHAKE_DONE) != 0 && !conn->handshake_done && conn->fail_reason == NULL &&
-        (conn->peer_id[0] != '\0' || SSL_session_reused((SSL *)ssl))) {
+        (conn->peer_id != NULL || SSL_session_reused((SSL *)ssl))) {
         conn->handshake_done = 1;
         conn->resumed = SSL_session_reused((SSL *)ssl);
         conn->tls_version = SSL_get_version(ssl);
-        if (conn->resumed && conn->peer_id[0] == '\0') {
+        if (conn->resumed && conn->peer_id == NULL) {
             /* a resumed session skips verification: take the identity the original handshake verified */
+            char id[CRT_SPIFFE_ID_MAX + 1];
             X509 *peer = SSL_get0_peer_certificate(ssl);
-            if (peer == NULL || crt_cert_spiffe_id(peer, conn->peer_id, sizeof(conn->peer_id)) != 0)
-                conn->peer_id[0] = '\0';
+            if (peer != NULL && crt_cert_spiffe_id(peer, id, sizeof(id)) == 0)
+                conn->peer_id = strdup(id);
         }
         sc_metrics_count_handshake(&conn->worker->metrics, conn->resumed);
     } else if ((where & SSL_CB_EXIT) != 0 && ret <= 0 && !conn->handshake_done && conn->fail_reason == NULL) {
@@ -180,6 +182,7 @@ static void on_conn_handle_close(uv_handle_t *handle)
     sc_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_conn_t, tcp, (uv_tcp_t *)handle);
     sc_worker_t *w = conn->worker;
     sc_tls_release(conn->tls);
+    free(conn->peer_id);
     free(conn);
     sc_connlimit_release(&w->inbound->limit);
     --w->base.num_conns;
@@ -300,7 +303,7 @@ static void close_for_stream_rate(sc_conn_t *conn, sc_stream_event_t event, unsi
     conn->rate_closed = 1;
     format_peer_addr(&conn->peer_addr, addr, sizeof(addr));
     cmn_log_warn("inbound connection from %s (%s) closed: %u streams %s in one second (limit %u)", addr,
-                 conn->peer_id[0] != '\0' ? conn->peer_id : "unverified", count,
+                 conn->peer_id != NULL ? conn->peer_id : "unverified", count,
                  event == SC_STREAM_RESET ? "reset" : "opened", sc_stream_rate_limit(event));
     sc_metrics_count_stream_rate_close(&conn->worker->metrics);
     shutdown(h2o_socket_get_fd(conn->sock), SHUT_RDWR);
@@ -401,7 +404,7 @@ static void on_request(sc_front_t *front, sc_exchange_t *ex)
     sc_conn_t *conn = ex->conn_data;
     sc_policy_verdict_t verdict;
 
-    if (conn == NULL || conn->peer_id[0] == '\0') {
+    if (conn == NULL || conn->peer_id == NULL) {
         sc_exchange_reply(ex, 403, "forbidden: the connection has no verified peer identity\n");
         return;
     }
@@ -470,7 +473,7 @@ static void on_log_access(sc_front_t *front, sc_exchange_t *ex)
     sc_logline_begin(&line);
     sc_accesslog_timestamp(&w->accesslog, &line, "ts", &ex->begin_at);
     sc_logline_cstr(&line, "direction", "inbound");
-    sc_logline_cstr(&line, "peer_id", conn != NULL && conn->peer_id[0] != '\0' ? conn->peer_id : NULL);
+    sc_logline_cstr(&line, "peer_id", conn != NULL ? conn->peer_id : NULL);
     sc_logline_str(&line, "method", ex->method.base, ex->method.len);
     sc_logline_str(&line, "authority", ex->authority.base, ex->authority.len);
     sc_logline_str(&line, "path", ex->path.base, ex->path.len);

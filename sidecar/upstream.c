@@ -326,8 +326,6 @@ static void conn_flush(sc_h2conn_t *conn)
     if (sc_wqueue_size(&conn->out) == 0) {
         if (!nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session))
             conn_close(conn, 502, "upstream-closed", "the upstream closed the mesh connection");
-        else if (conn->num_streams == 0)
-            sc_wqueue_trim(&conn->out); /* a pooled connection with no stream holds no write buffer */
         return;
     }
     sc_wqueue_flush(&conn->out, conn->sock, on_conn_write);

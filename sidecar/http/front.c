@@ -163,6 +163,8 @@ void sc_fconn_close(sc_fconn_t *conn)
         h2o_timeout_unlink(&conn->grace_entry);
     if (h2o_timeout_is_linked(&conn->block_entry))
         h2o_timeout_unlink(&conn->block_entry);
+    if (h2o_timeout_is_linked(&conn->release_entry))
+        h2o_timeout_unlink(&conn->release_entry);
     h2o_linklist_unlink(&conn->link);
     --front->num_conns;
     if (conn->protocol == SC_FRONT_HTTP2) {
@@ -197,8 +199,6 @@ static void on_written(h2o_socket_t *sock, const char *err)
         } else {
             sc_fconn_flush_socket(conn);
             sc_freq_t *r = conn->cur;
-            if (sc_wqueue_empty(&conn->out) && (r == NULL || r->final))
-                sc_wqueue_trim(&conn->out); /* between requests a connection holds no write buffer */
             if (r != NULL && r->want_proceed && sc_wqueue_size(&conn->out) < SC_FRONT_OUT_LOW) {
                 r->want_proceed = 0;
                 r->ex.ops->on_proceed(&r->ex);
@@ -245,6 +245,14 @@ static void on_resume(h2o_timeout_entry_t *entry)
     sc_fconn_leave(conn);
 }
 
+static void on_release(h2o_timeout_entry_t *entry)
+{
+    sc_fconn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_fconn_t, release_entry, entry);
+    sc_fconn_enter(conn);
+    sc_front_h2_release(conn);
+    sc_fconn_leave(conn);
+}
+
 static void on_grace(h2o_timeout_entry_t *entry)
 {
     sc_fconn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_fconn_t, grace_entry, entry);
@@ -288,6 +296,7 @@ void sc_front_init(sc_front_t *front, h2o_loop_t *loop, const sc_front_handler_t
     h2o_timeout_init(loop, &front->grace, SC_FRONT_SHUTDOWN_GRACE_MS);
     h2o_timeout_init(loop, &front->linger, SC_FRONT_LINGER_MS);
     h2o_timeout_init(loop, &front->body_idle, SC_FRONT_BODY_IDLE_MS);
+    h2o_timeout_init(loop, &front->release, SC_FRONT_RELEASE_MS);
     h2o_linklist_init_anchor(&front->conns);
 }
 
@@ -314,6 +323,7 @@ void sc_front_dispose(sc_front_t *front)
     h2o_timeout_dispose(front->loop, &front->grace);
     h2o_timeout_dispose(front->loop, &front->linger);
     h2o_timeout_dispose(front->loop, &front->body_idle);
+    h2o_timeout_dispose(front->loop, &front->release);
 }
 
 void sc_front_serve(sc_front_t *front, h2o_socket_t *sock, sc_front_protocol_t protocol)
@@ -326,6 +336,7 @@ void sc_front_serve(sc_front_t *front, h2o_socket_t *sock, sc_front_protocol_t p
     conn->timeout.cb = on_conn_timeout;
     conn->resume_entry.cb = on_resume;
     conn->grace_entry.cb = on_grace;
+    conn->release_entry.cb = on_release;
     h2o_linklist_init_anchor(&conn->proceed);
     h2o_linklist_init_anchor(&conn->streams);
     sc_wqueue_init(&conn->out);

@@ -35,6 +35,7 @@
 #define SC_FRONT_SHUTDOWN_GRACE_MS 1000   /* HTTP/2 drain: the final GOAWAY follows the first after this */
 #define SC_FRONT_BODY_IDLE_MS 30000      /* HTTP/2: a stream whose client sends none of its body for this long
                                              (with room in the window) is reset */
+#define SC_FRONT_RELEASE_MS 1000          /* an HTTP/2 connection idle this long gives its write and frame buffers back */
 #define SC_FRONT_LINGER_MS 2000           /* HTTP/1.1: after a response that left a body unread, the
                                              client's further bytes are read and dropped this long */
 
@@ -80,6 +81,7 @@ struct st_sc_front_t {
     h2o_timeout_t grace;        /* SC_FRONT_SHUTDOWN_GRACE_MS */
     h2o_timeout_t linger;       /* SC_FRONT_LINGER_MS */
     h2o_timeout_t body_idle;    /* SC_FRONT_BODY_IDLE_MS */
+    h2o_timeout_t release;      /* SC_FRONT_RELEASE_MS */
     h2o_linklist_t conns;       /* open connections */
     size_t num_conns;
     int shutting_down;

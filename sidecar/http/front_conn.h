@@ -6,6 +6,7 @@
 
 #include "common/picohttpparser.h"
 #include "sidecar/http/front.h"
+#include "sidecar/http/h2mem.h"
 #include "sidecar/http/sockio.h"
 #include "sidecar/http/wqueue.h"
 
@@ -89,6 +90,8 @@ struct st_sc_fconn_t {
     size_t refused_blocks; /* header blocks answered 431 (or trailers reset) for going past the limits */
     int calm;              /* GOAWAY ENHANCE_YOUR_CALM is on its way: the socket closes once it is out, or when
                               block_entry fires */
+    h2o_timeout_entry_t release_entry; /* linked while no stream is open: then the buffers go back */
+    sc_h2mem_t h2mem;                  /* nghttp2's allocator for session */
 };
 
 /* front.c */
@@ -114,5 +117,6 @@ void sc_front_h2_body_consumed(sc_freq_t *r, size_t n);
 void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state);
 void sc_front_h2_shutdown(sc_fconn_t *conn);
 void sc_front_h2_dispose(sc_fconn_t *conn);
+void sc_front_h2_release(sc_fconn_t *conn);
 
 #endif

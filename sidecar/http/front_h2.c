@@ -83,8 +83,8 @@ void sc_front_h2_flush(sc_fconn_t *conn)
     if (conn->num_streams == 0) {
         if (!h2o_timeout_is_linked(&conn->timeout))
             h2o_timeout_link(conn->front->loop, &conn->front->h2_idle, &conn->timeout);
-        if (sc_wqueue_empty(&conn->out))
-            sc_wqueue_trim(&conn->out); /* an idle connection holds no write buffer */
+        if (!h2o_timeout_is_linked(&conn->release_entry))
+            h2o_timeout_link(conn->front->loop, &conn->front->release, &conn->release_entry);
     }
     if (!nghttp2_session_want_read(conn->session) && !nghttp2_session_want_write(conn->session) &&
         sc_wqueue_empty(&conn->out))
@@ -118,6 +118,21 @@ static void run_proceeds(sc_fconn_t *conn)
         sc_freq_t *r = H2O_STRUCT_FROM_MEMBER(sc_freq_t, proceed_link, ready.next);
         h2o_linklist_unlink(&r->proceed_link);
     }
+}
+
+/*
+ * A connection with no open stream for SC_FRONT_RELEASE_MS gives back its
+ * write buffers and the pages of nghttp2's frame buffer: an idle connection
+ * then holds little beyond its TLS and HPACK state. They come back with the
+ * next request.
+ */
+void sc_front_h2_release(sc_fconn_t *conn)
+{
+    if (conn->dead || conn->session == NULL || conn->num_streams != 0 || !sc_wqueue_empty(&conn->out) ||
+        nghttp2_session_want_write(conn->session))
+        return; /* busy again: the next idle moment links the entry anew */
+    sc_wqueue_trim(&conn->out);
+    sc_h2mem_release(&conn->h2mem);
 }
 
 void sc_front_h2_on_written(sc_fconn_t *conn)
@@ -604,7 +619,9 @@ int sc_front_h2_start(sc_fconn_t *conn)
         return -1;
     /* the window opens as handlers pass body bytes on, not as they arrive */
     nghttp2_option_set_no_auto_window_update(opt, 1);
-    int rc = nghttp2_session_server_new2(&conn->session, server_callbacks, conn, opt);
+    sc_h2mem_init(&conn->h2mem);
+    int rc = nghttp2_session_server_new3(&conn->session, server_callbacks, conn, opt, &conn->h2mem.mem);
+    sc_h2mem_created(&conn->h2mem);
     nghttp2_option_del(opt);
     if (rc != 0) {
         conn->session = NULL;
