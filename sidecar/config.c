@@ -51,6 +51,7 @@ const char sc_config_usage[] =
     "  --max-connections N    connections each of the inbound and outbound listeners holds; more are closed\n"
     "                         at once (default 10000, fewer if the descriptor limit is lower)\n"
     "  --handshake-timeout DUR  an inbound connection must finish its TLS handshake within this (default 10s)\n"
+    "  --idle-timeout DUR     an inbound HTTP/2 connection with no open stream closes after this (default 90s)\n"
     "Behaviour:\n"
     "  --policy FILE          inbound allow list (JSON); without it every request is denied\n"
     "  --threads N            worker threads (default 1, at most 64)\n"
@@ -103,6 +104,7 @@ static const sc_option_t options[] = {
     NUM_OPT("admin-allow-remote", OPT_BOOL, admin_allow_remote),
     INT_OPT("max-connections", max_connections, 1, SC_MAX_CONNECTIONS_MAX),
     NUM_OPT("handshake-timeout", OPT_DURATION, handshake_timeout_ms),
+    NUM_OPT("idle-timeout", OPT_DURATION, idle_timeout_ms),
     STR_OPT("policy", policy),
     INT_OPT("threads", threads, 1, SC_THREADS_MAX),
     NUM_OPT("drain-timeout", OPT_DURATION, drain_timeout_ms),
@@ -128,6 +130,7 @@ void sc_config_defaults(sc_config_t *cfg)
     cfg->stream_idle_timeout_ms = SC_DEFAULT_STREAM_IDLE_MS;
     cfg->max_connections = SC_DEFAULT_MAX_CONNECTIONS;
     cfg->handshake_timeout_ms = SC_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    cfg->idle_timeout_ms = SC_DEFAULT_IDLE_TIMEOUT_MS;
     snprintf(cfg->app_protocol, sizeof(cfg->app_protocol), "auto");
     cfg->bundle_refresh_ms = 5 * 60 * 1000;
     cfg->max_request_headers_kb = SC_DEFAULT_MAX_REQUEST_HEADERS_KB;
@@ -468,6 +471,10 @@ int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
     }
     if (cfg->handshake_timeout_ms <= 0) {
         snprintf(err, err_cap, "--handshake-timeout: must be longer than 0");
+        return SC_E_USAGE;
+    }
+    if (cfg->idle_timeout_ms <= 0) {
+        snprintf(err, err_cap, "--idle-timeout: must be longer than 0");
         return SC_E_USAGE;
     }
     if (sc_config_app_protocol(cfg) < 0) {

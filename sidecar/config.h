@@ -23,6 +23,8 @@
 #define SC_DEFAULT_STREAM_IDLE_MS (5 * 60 * 1000)
 #define SC_DEFAULT_TRUST_DOMAIN "cluster.local"
 #define SC_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000 /* an inbound TLS handshake must finish within this */
+#define SC_DEFAULT_IDLE_TIMEOUT_MS 90000      /* an inbound HTTP/2 connection without requests closes after this
+                                                 (above the outbound default, SC_DEFAULT_UPSTREAM_IDLE_MS) */
 #define SC_DEFAULT_MAX_REQUEST_HEADERS_KB 60
 #define SC_DEFAULT_MAX_REQUEST_HEADERS 100
 #define SC_MAX_REQUEST_HEADERS_KB_LIMIT 1024 /* --max-request-headers-kb upper bound */
@@ -56,6 +58,7 @@ typedef struct st_sc_config_t {
     int admin_allow_remote;
     int max_connections;          /* per data listener (connlimit.h); fewer when descriptors are short */
     int64_t handshake_timeout_ms; /* from accept to the end of an inbound TLS handshake */
+    int64_t idle_timeout_ms;      /* an inbound HTTP/2 connection with no open stream closes after this */
     /* behaviour */
     char policy[SC_PATH_MAX];
     int threads;

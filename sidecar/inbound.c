@@ -565,7 +565,7 @@ int sc_resolve_addr(const char *hostport, struct sockaddr_storage *sa, socklen_t
 
 int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, int app_protocol,
                     size_t num_workers, uint64_t drain_timeout_ms, uint64_t app_timeout_ms, uint64_t stream_idle_ms,
-                    uint64_t handshake_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
+                    uint64_t handshake_timeout_ms, uint64_t idle_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
 {
     socklen_t listen_len;
     char why[256];
@@ -605,7 +605,7 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         w->policy = policy;
         sc_policy_addref(policy);
         sc_front_init(&w->front, &w->base.loop, &front_handler, w, 1, 0, SC_H2_MAX_CONCURRENT_STREAMS,
-                      SC_MAX_REQUEST_BODY_BYTES, SC_INBOUND_H2_IDLE_MS, "seam-sidecar");
+                      SC_MAX_REQUEST_BODY_BYTES, idle_timeout_ms, "seam-sidecar");
         w->base.front = &w->front;
         h2o_timeout_init(&w->base.loop, &w->handshake_timeout, handshake_timeout_ms);
         sc_app_pool_init(&w->app_pool, &w->base.loop, (struct sockaddr *)&in->app_addr, in->app_addr_len, SC_APP_KEEPALIVE_MS);

@@ -22,8 +22,6 @@
 #define SC_H2_MAX_CONCURRENT_STREAMS 100          /* SETTINGS_MAX_CONCURRENT_STREAMS we honour per connection */
 #define SC_MAX_REQUEST_BODY_BYTES (1024ul * 1024 * 1024) /* request body limit; more: 413 */
 #define SC_APP_KEEPALIVE_MS 2000                  /* idle pooled connections to the app close after this */
-#define SC_INBOUND_H2_IDLE_MS 90000               /* an HTTP/2 connection without requests closes after this
-                                                     (above the outbound default, SC_DEFAULT_UPSTREAM_IDLE_MS) */
 #define SC_XFCC_HEADER "x-forwarded-client-cert"
 #define SC_ORIG_PROTO_HEADER "seam-orig-proto" /* the calling app spoke HTTP/1.x (set by the outbound side) */
 
@@ -75,14 +73,15 @@ extern const sc_tls_hooks_t sc_sidecar_tls_hooks;
  * Sets up num_workers workers listening on listen_addr ("0.0.0.0:15006") and
  * proxying to app_addr, each with a reference to tls and policy. Binds every
  * listener before returning, so an address in use fails here. A connection
- * must finish its TLS handshake within handshake_timeout_ms of its accept.
+ * must finish its TLS handshake within handshake_timeout_ms of its accept;
+ * an HTTP/2 connection with no open stream closes after idle_timeout_ms.
  * The connection budget (in->limit) is left empty: set it with
  * sc_connlimit_init() before sc_inbound_start(). Returns 0, or
  * SC_E_ADDRESS / SC_E_LISTEN / SC_E_NOMEM with err.
  */
 int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, int app_protocol,
                     size_t num_workers, uint64_t drain_timeout_ms, uint64_t app_timeout_ms, uint64_t stream_idle_ms,
-                    uint64_t handshake_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
+                    uint64_t handshake_timeout_ms, uint64_t idle_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
     __attribute__((warn_unused_result));
 
 /* Sets every worker's request head limits (copied). Call after sc_inbound_init and before sc_inbound_start. */

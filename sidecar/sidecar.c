@@ -372,7 +372,8 @@ static int start_listeners(sc_sidecar_t *sc)
     if (strcmp(cfg->inbound, "off") != 0) {
         if (sc_inbound_init(&sc->inbound, cfg->inbound, cfg->app, sc_config_app_protocol(cfg), (size_t)cfg->threads,
                             (uint64_t)cfg->drain_timeout_ms, (uint64_t)cfg->app_timeout_ms,
-                            (uint64_t)cfg->stream_idle_timeout_ms, (uint64_t)cfg->handshake_timeout_ms, sc->tls,
+                            (uint64_t)cfg->stream_idle_timeout_ms, (uint64_t)cfg->handshake_timeout_ms,
+                            (uint64_t)cfg->idle_timeout_ms, sc->tls,
                             sc->policy, err, sizeof(err)) != 0) {
             cmn_log_error("%s", err);
             return -1;

@@ -45,6 +45,8 @@ run "--max-connections not a number" 2 "${IDENT[@]}" --max-connections many
 one_line "--max-connections not a number" '--max-connections: "many" is not a number'
 run "bad --handshake-timeout" 2 "${IDENT[@]}" --handshake-timeout 0s
 one_line "bad --handshake-timeout" "--handshake-timeout: must be longer than 0"
+run "bad --idle-timeout" 2 "${IDENT[@]}" --idle-timeout 0s
+one_line "bad --idle-timeout" "--idle-timeout: must be longer than 0"
 run "non-loopback admin" 2 "${IDENT[@]}" --admin 0.0.0.0:15000
 one_line "non-loopback admin" "--admin-allow-remote"
 run "outbound without routes" 2 "${IDENT[@]}" --outbound 127.0.0.1:15001

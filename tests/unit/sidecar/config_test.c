@@ -49,6 +49,9 @@ static void test_flags(void **state)
     assert_int_equal(parse_line(&cfg, "--max-connections 1000000 --handshake-timeout 2s", err, sizeof(err)), SC_CONFIG_OK);
     assert_int_equal(cfg.max_connections, 1000000);
     assert_int_equal(cfg.handshake_timeout_ms, 2000);
+    assert_int_equal(cfg.idle_timeout_ms, 90000);
+    assert_int_equal(parse_line(&cfg, "--idle-timeout 20m", err, sizeof(err)), SC_CONFIG_OK);
+    assert_int_equal(cfg.idle_timeout_ms, 20 * 60 * 1000);
     assert_int_equal(cfg.max_request_headers_kb, SC_DEFAULT_MAX_REQUEST_HEADERS_KB);
     assert_int_equal(cfg.max_request_headers, SC_DEFAULT_MAX_REQUEST_HEADERS);
     assert_int_equal(parse_line(&cfg, "--cert c --key k --bundle b --max-request-headers-kb 1024 --max-request-headers=1",
@@ -121,6 +124,7 @@ static void test_checks(void **state)
         {"--cert c --key k --bundle b --inbound off", NULL},
         {"--cert c --key k --bundle b --max-connections 1 --handshake-timeout 100ms", NULL},
         {"--cert c --key k --bundle b --handshake-timeout 0s", "--handshake-timeout: must be longer than 0"},
+        {"--cert c --key k --bundle b --idle-timeout 0s", "--idle-timeout: must be longer than 0"},
         {"--cert c --key k --bundle b --outbound 127.0.0.1:15001", "needs --routes"},
         {"--cert c --key k --bundle b --outbound 127.0.0.1:15001 --routes r.json", NULL},
         {"--cert c --key k --bundle b --routes r.json", NULL},
