@@ -50,6 +50,9 @@ typedef struct st_ca_conn_t {
     struct st_ca_server_t *server;
     h2o_socket_t *sock;                  /* NULL once h2o closed it */
     SSL *ssl;                            /* set when the handshake completes; owned by sock */
+    SSL_CTX *ssl_ctx;                    /* a reference to the serving context the handshake uses: h2o 2.2.5
+                                            makes the connection's SSL only when its first bytes arrive, and a
+                                            renewal may have replaced server->ssl_ctx by then */
     h2o_timeout_entry_t handshake_entry; /* linked while the handshake runs */
 } ca_conn_t;
 
@@ -734,6 +737,7 @@ static void on_conn_handle_closed(uv_handle_t *handle)
 {
     ca_conn_t *conn = H2O_STRUCT_FROM_MEMBER(ca_conn_t, tcp, (uv_tcp_t *)handle);
     --conn->server->active_connections;
+    SSL_CTX_free(conn->ssl_ctx);
     free(conn);
 }
 
@@ -800,7 +804,9 @@ static void on_accept(uv_stream_t *listener, int status)
     conn->sock->data = conn;
     conn->handshake_entry.cb = on_handshake_timeout;
     h2o_timeout_link(&server->loop, &server->handshake_timeout, &conn->handshake_entry);
-    h2o_socket_ssl_handshake(conn->sock, server->ssl_ctx, NULL, on_handshake);
+    SSL_CTX_up_ref(server->ssl_ctx);
+    conn->ssl_ctx = server->ssl_ctx;
+    h2o_socket_ssl_handshake(conn->sock, conn->ssl_ctx, NULL, on_handshake);
 }
 
 static int parse_listen(const char *listen, struct sockaddr_storage *addr)

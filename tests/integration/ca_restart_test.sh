@@ -57,6 +57,30 @@ serving_serial() {
         openssl x509 -noout -serial 2>/dev/null
 }
 start_ca ca4 --ca-dir "$WORK/ca" --trust-domain $TD --journal "$WORK/journal4" --serving-ttl 4s
+# A client that connects now and says nothing until the certificate was renewed: the handshake then
+# runs on the serving context of its accept, which the renewal replaced (it must still be there).
+cat >"$WORK/late_hello.py" <<'PY'
+import socket, ssl, sys, time
+port, bundle, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+for _ in range(100):  # the renewal comes at half of --serving-ttl 4s; the old certificate is good until 4 s
+    if "serving certificate renewed" in open(log).read():
+        break
+    time.sleep(0.05)
+ctx = ssl.create_default_context(cafile=bundle)
+s = ctx.wrap_socket(raw, server_hostname="localhost")
+s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(data.split(b"\r\n", 1)[0].decode())
+PY
+python3 "$WORK/late_hello.py" "$CA_PORT" "$CA_BUNDLE" "$WORK/ca4.log" >"$WORK/late_hello.out" 2>"$WORK/late_hello.err" &
+late_pid=$!
+PIDS+=("$late_pid")
 first=$(serving_serial)
 renewed=""
 for ((i = 0; i < 80; i++)); do
@@ -67,6 +91,9 @@ done
 if [ -n "$first" ] && [ -n "$renewed" ]; then pass "serving certificate renewed"; else fail "serving certificate renewed" "$first / $renewed"; fi
 check_contains "renewal logged" "serving certificate renewed" "$(cat "$WORK/ca4.log")"
 check "serving certificates journaled" 1 "$([ "$(grep -c '"credential":"serving"' "$WORK/journal4")" -ge 2 ] && echo 1)"
+wait "$late_pid"
+check "a client accepted before the renewal and silent until after it is served" "HTTP/1.1 200 OK" \
+    "$(head -1 "$WORK/late_hello.out")$([ -s "$WORK/late_hello.err" ] && echo " $(tail -1 "$WORK/late_hello.err")")"
 check "healthz after renewal" '{"status":"ok"}' "$(ca_curl "$CA_URL/healthz")"
 stop_pid "$CA_PID"
 if grep -q "PRIVATE KEY" "$WORK"/journal*; then fail "no key written"; else pass "no key written"; fi
