@@ -17,16 +17,16 @@ static int inside(const char *p, size_t len, const char *buf, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *in = (const char *)data, *method, *path;
-    size_t method_len, path_len, num_headers = SC_FRONT_HEADERS_MAX;
-    struct phr_header headers[SC_FRONT_HEADERS_MAX];
+    size_t method_len, path_len, num_headers = SC_FRONT_HEADER_FIELDS_DEFAULT;
+    struct phr_header headers[SC_FRONT_HEADER_FIELDS_DEFAULT];
     int minor;
-    /* the front end parses at most SC_FRONT_HEAD_MAX bytes, first a prefix as it arrived, then more */
-    size_t avail = size < SC_FRONT_HEAD_MAX ? size : SC_FRONT_HEAD_MAX;
+    /* the front end parses at most SC_FRONT_HEADER_BYTES_DEFAULT bytes, first a prefix as it arrived, then more */
+    size_t avail = size < SC_FRONT_HEADER_BYTES_DEFAULT ? size : SC_FRONT_HEADER_BYTES_DEFAULT;
     size_t prefix = avail / 2, prev_len = 0;
     int rc = phr_parse_request(in, prefix, &method, &method_len, &path, &path_len, &minor, headers, &num_headers, 0);
     if (rc == -2)
         prev_len = prefix;
-    num_headers = SC_FRONT_HEADERS_MAX;
+    num_headers = SC_FRONT_HEADER_FIELDS_DEFAULT;
     rc = phr_parse_request(in, avail, &method, &method_len, &path, &path_len, &minor, headers, &num_headers, prev_len);
     if (rc < -2 || rc > (int)avail)
         abort();
@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *body = in;
     size_t body_len = size;
     if (rc > 0) {
-        if (minor < 0 || minor > 9 || num_headers > SC_FRONT_HEADERS_MAX || !inside(method, method_len, in, (size_t)rc) ||
+        if (minor < 0 || minor > 9 || num_headers > SC_FRONT_HEADER_FIELDS_DEFAULT || !inside(method, method_len, in, (size_t)rc) ||
             !inside(path, path_len, in, (size_t)rc))
             abort();
         for (size_t i = 0; i != num_headers; ++i)
@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (whole.rc == 1) {
         struct phr_header fields[SC_HTTP_FIELDS_MAX];
         size_t num_fields = SC_HTTP_FIELDS_MAX;
-        int trc = sc_h1parse_trailers(whole.rest, whole.rest_len, SC_FRONT_HEAD_MAX, fields, &num_fields);
+        int trc = sc_h1parse_trailers(whole.rest, whole.rest_len, SC_FRONT_HEADER_BYTES_DEFAULT, fields, &num_fields);
         if (trc < -1 || trc > (int)whole.rest_len)
             abort();
         if (trc > 0) {
