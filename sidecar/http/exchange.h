@@ -133,6 +133,15 @@ struct st_sc_exchange_t {
  */
 void sc_exchange_send(sc_exchange_t *ex, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state);
 
+/* The bytes in bufs. */
+static inline size_t sc_exchange_bytes(const h2o_iovec_t *bufs, size_t bufcnt)
+{
+    size_t n = 0;
+    for (size_t i = 0; i != bufcnt; ++i)
+        n += bufs[i].len;
+    return n;
+}
+
 /*
  * Answers with a reply the sidecar makes itself (an error page): status and
  * body (a line of text). When the request is gRPC (content-type

@@ -233,14 +233,18 @@ static void on_resume(h2o_timeout_entry_t *entry)
     sc_fconn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_fconn_t, resume_entry, entry);
     sc_fconn_enter(conn);
     if (conn->protocol == SC_FRONT_HTTP2) {
-        sc_front_h2_on_written(conn);
+        sc_front_h2_on_resume(conn);
     } else {
+        /* the handler goes first: what it sends joins a response head held back for its body, in one write */
         sc_freq_t *r = conn->cur;
-        if (r != NULL && r->want_proceed && !conn->out.writing) {
+        if (r != NULL && r->want_proceed && sc_wqueue_size(&conn->out) < SC_FRONT_OUT_LOW) {
             r->want_proceed = 0;
             r->ex.ops->on_proceed(&r->ex);
         }
-        h1_handle_input(conn);
+        if (!conn->dead) {
+            sc_fconn_flush_socket(conn);
+            h1_handle_input(conn);
+        }
     }
     sc_fconn_leave(conn);
 }
@@ -460,11 +464,8 @@ static void h1_queue_head(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, siz
     uint64_t length = ex->res_content_length;
     if (state == SC_SEND_FINAL ? ex->res_trailers.size != 0 : h1_takes_trailers(ex))
         length = UINT64_MAX; /* only a chunked body carries trailers: a client that takes them gets one */
-    if (length == UINT64_MAX && state == SC_SEND_FINAL && !r->no_body && ex->res_trailers.size == 0) {
-        length = 0; /* the whole body is here: say how long it is */
-        for (size_t i = 0; i != bufcnt; ++i)
-            length += bufs[i].len;
-    }
+    if (length == UINT64_MAX && state == SC_SEND_FINAL && !r->no_body && ex->res_trailers.size == 0)
+        length = sc_exchange_bytes(bufs, bufcnt); /* the whole body is here: say how long it is */
     if (length != UINT64_MAX && ex->status != 204 && ex->status != 304) {
         snprintf(line, sizeof(line), "content-length: %llu\r\n", (unsigned long long)length);
         queue_str(conn, line);
@@ -483,8 +484,11 @@ static void h1_queue_head(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, siz
 
 static void h1_send(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state)
 {
-    if (!r->head_sent)
+    int head_alone = 0;
+    if (!r->head_sent) {
         h1_queue_head(conn, r, bufs, bufcnt, state);
+        head_alone = state == SC_SEND_MORE && sc_exchange_bytes(bufs, bufcnt) == 0;
+    }
     if (!r->no_body) {
         for (size_t i = 0; i != bufcnt; ++i) {
             if (bufs[i].len == 0)
@@ -513,6 +517,11 @@ static void h1_send(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bu
         r->keepalive = 0;
     } else {
         r->want_proceed = 1;
+    }
+    if (head_alone) {
+        /* the first body bytes usually follow within this turn of the loop: they leave in the head's write */
+        sc_fconn_resume_soon(conn);
+        return;
     }
     sc_fconn_flush_socket(conn);
     if (r->want_proceed && !conn->out.writing)

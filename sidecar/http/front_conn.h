@@ -112,6 +112,7 @@ void sc_freq_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_
 /* front_h2.c */
 int sc_front_h2_start(sc_fconn_t *conn);
 void sc_front_h2_on_written(sc_fconn_t *conn);
+void sc_front_h2_on_resume(sc_fconn_t *conn);
 void sc_front_h2_flush(sc_fconn_t *conn);
 void sc_front_h2_body_consumed(sc_freq_t *r, size_t n);
 void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state);

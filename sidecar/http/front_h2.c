@@ -144,16 +144,20 @@ void sc_front_h2_on_written(sc_fconn_t *conn)
     sc_front_h2_flush(conn);
 }
 
+void sc_front_h2_on_resume(sc_fconn_t *conn)
+{
+    run_proceeds(conn); /* first: what the handlers send joins the frames already waiting, in one write */
+    sc_front_h2_flush(conn);
+}
+
 static void submit_response(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state)
 {
     sc_exchange_t *ex = &r->ex;
-    size_t n = 0, total = 0;
+    size_t n = 0, total = sc_exchange_bytes(bufs, bufcnt);
 
     r->head_sent = 1;
     gettimeofday(&ex->response_start_at, NULL);
     r->no_body = ex->status == 204 || ex->status == 304 || h2o_memis(ex->method.base, ex->method.len, H2O_STRLIT("HEAD"));
-    for (size_t i = 0; i != bufcnt; ++i)
-        total += bufs[i].len;
     /* a complete response without body bytes or trailers ends with its HEADERS (a gRPC trailers-only reply) */
     int headers_only = r->no_body || (state == SC_SEND_FINAL && total == 0 && ex->res_trailers.size == 0);
     nghttp2_nv *nva = h2o_mem_alloc_pool(&ex->pool, sizeof(*nva) * (ex->res_headers.size + 4));
@@ -199,8 +203,11 @@ void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_st
             r->final = 1;
         return;
     }
-    if (!r->head_sent)
+    int head_alone = 0;
+    if (!r->head_sent) {
         submit_response(conn, r, bufs, bufcnt, state);
+        head_alone = state == SC_SEND_MORE && sc_exchange_bytes(bufs, bufcnt) == 0;
+    }
     if (!r->no_body && !r->failed) {
         for (size_t i = 0; i != bufcnt; ++i) {
             if (bufs[i].len == 0)
@@ -228,8 +235,10 @@ void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_st
         r->deferred = 0;
         nghttp2_session_resume_data(conn->session, r->stream_id);
     }
-    if (conn->in_callback) {
-        sc_fconn_resume_soon(conn); /* what nghttp2 is inside of flushes when it returns; proceeds wait for the loop */
+    if (conn->in_callback || head_alone) {
+        /* what nghttp2 is inside of flushes when it returns; proceeds wait for the loop; a HEADERS frame waits for
+           the DATA that usually follows within this turn, to leave in one write with it */
+        sc_fconn_resume_soon(conn);
         return;
     }
     int waits = r->want_proceed;
