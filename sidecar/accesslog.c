@@ -30,21 +30,39 @@ static int reserve(sc_logline_t *line, size_t more)
     return 0;
 }
 
-static void put(sc_logline_t *line, const char *s, size_t len)
+static inline void put(sc_logline_t *line, const char *s, size_t len)
 {
-    if (reserve(line, len) != 0)
+    if (line->len + len > line->cap && reserve(line, len) != 0)
         return;
     memcpy(line->p + line->len, s, len);
     line->len += len;
 }
 
+/* ,"key": in one copy (the first member has no comma) */
 static void put_key(sc_logline_t *line, const char *key)
 {
+    size_t klen = strlen(key);
+    if (reserve(line, klen + 4) != 0)
+        return;
+    char *o = line->p + line->len;
     if (line->len > 1)
-        put(line, ",", 1);
-    put(line, "\"", 1);
-    put(line, key, strlen(key));
-    put(line, "\":", 2);
+        *o++ = ',';
+    *o++ = '"';
+    memcpy(o, key, klen);
+    o += klen;
+    *o++ = '"';
+    *o++ = ':';
+    line->len = (size_t)(o - line->p);
+}
+
+/* The decimal digits of v into end's left, backwards; returns where they begin. */
+static char *digits(char *end, uint64_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return end;
 }
 
 void sc_logline_begin(sc_logline_t *line)
@@ -85,45 +103,47 @@ static size_t utf8_length(const unsigned char *s, size_t left)
 
 void sc_logline_str(sc_logline_t *line, const char *key, const char *s, size_t len)
 {
+    static const char short_escapes[] = {['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+                                         ['"'] = '"', ['\\'] = '\\'};
     const unsigned char *u = (const unsigned char *)s;
     if (s == NULL) {
         sc_logline_null(line, key);
         return;
     }
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_length(u + i, len - i);
-        if (n == 0) {
-            sc_logline_null(line, key);
-            return;
-        }
-        i += n;
-    }
+    size_t member_at = line->len; /* where the member begins: invalid UTF-8 takes it back, and it says null */
     put_key(line, key);
     put(line, "\"", 1);
     size_t plain = 0; /* bytes since the last escape, copied in one go */
-    for (size_t i = 0; i != len; ++i) {
-        const char *esc = NULL;
-        char hex[8];
-        switch (u[i]) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        default:
-            if (u[i] < 0x20) {
-                snprintf(hex, sizeof(hex), "\\u%04X", u[i]);
-                esc = hex;
-            }
-            break;
-        }
-        if (esc == NULL)
+    for (size_t i = 0; i < len;) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            ++i;
             continue;
+        }
+        if (c >= 0x80) {
+            size_t n = utf8_length(u + i, len - i);
+            if (n == 0) {
+                line->len = member_at;
+                sc_logline_null(line, key);
+                return;
+            }
+            i += n;
+            continue;
+        }
+        char esc[8] = {'\\'};
+        size_t esc_len = 2;
+        if (c < sizeof(short_escapes) && short_escapes[c] != 0) {
+            esc[1] = short_escapes[c];
+        } else {
+            static const char hex[] = "0123456789ABCDEF";
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            esc_len = 6;
+        }
         put(line, s + plain, i - plain);
-        put(line, esc, strlen(esc));
-        plain = i + 1;
+        put(line, esc, esc_len);
+        plain = ++i;
     }
     put(line, s + plain, len - plain);
     put(line, "\"", 1);
@@ -136,10 +156,26 @@ void sc_logline_cstr(sc_logline_t *line, const char *key, const char *s)
 
 void sc_logline_int(sc_logline_t *line, const char *key, int64_t value)
 {
-    char num[24];
-    int n = snprintf(num, sizeof(num), "%lld", (long long)value);
+    char num[24], *end = num + sizeof(num);
+    char *p = digits(end, value < 0 ? 0 - (uint64_t)value : (uint64_t)value);
+    if (value < 0)
+        *--p = '-';
     put_key(line, key);
-    put(line, num, (size_t)n);
+    put(line, p, (size_t)(end - p));
+}
+
+void sc_logline_millis(sc_logline_t *line, const char *key, int64_t micros)
+{
+    char num[32], *end = num + sizeof(num);
+    uint64_t us = micros < 0 ? 0 : (uint64_t)micros;
+    char *p = end - 4;
+    p[0] = '.';
+    p[1] = (char)('0' + us / 100 % 10);
+    p[2] = (char)('0' + us / 10 % 10);
+    p[3] = (char)('0' + us % 10);
+    p = digits(p, us / 1000);
+    put_key(line, key);
+    put(line, p, (size_t)(end - p));
 }
 
 void sc_logline_real(sc_logline_t *line, const char *key, double value)
@@ -227,8 +263,15 @@ void sc_accesslog_timestamp(sc_accesslog_t *log, sc_logline_t *line, const char 
         strftime(log->ts_text, sizeof(log->ts_text), "%Y-%m-%dT%H:%M:%S", &tm);
         log->ts_second = (int64_t)tv->tv_sec;
     }
-    snprintf(ts, sizeof(ts), "%s.%03dZ", log->ts_text, (int)(tv->tv_usec / 1000));
-    sc_logline_cstr(line, key, ts);
+    size_t n = strlen(log->ts_text);
+    int ms = (int)(tv->tv_usec / 1000);
+    memcpy(ts, log->ts_text, n);
+    ts[n++] = '.';
+    ts[n++] = (char)('0' + ms / 100 % 10);
+    ts[n++] = (char)('0' + ms / 10 % 10);
+    ts[n++] = (char)('0' + ms % 10);
+    ts[n++] = 'Z';
+    sc_logline_str(line, key, ts, n);
 }
 
 void sc_accesslog_init(sc_accesslog_t *log, uv_loop_t *loop)

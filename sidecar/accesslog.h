@@ -51,6 +51,9 @@ void sc_logline_int(sc_logline_t *line, const char *key, int64_t value);
 /* A real with 6 significant digits, written as jansson writes one ("1.578", "2.0", "1e-6"). */
 void sc_logline_real(sc_logline_t *line, const char *key, double value);
 
+/* Microseconds as milliseconds with three decimals ("0.482", "1500.000"); below 0 counts as 0. */
+void sc_logline_millis(sc_logline_t *line, const char *key, int64_t micros);
+
 void sc_logline_bool(sc_logline_t *line, const char *key, int value);
 
 void sc_logline_null(sc_logline_t *line, const char *key);

@@ -488,7 +488,7 @@ static void on_log_access(sc_front_t *front, sc_exchange_t *ex)
     sc_logline_cstr(&line, "decision", ex->log.decision);
     sc_logline_cstr(&line, "rule", ex->log.rule);
     sc_logline_cstr(&line, "error", ex->log.error);
-    sc_logline_real(&line, "duration_ms", (double)duration_us / 1000.0);
+    sc_logline_millis(&line, "duration_ms", duration_us);
     sc_logline_cstr(&line, "tls_version", conn != NULL ? conn->tls_version : NULL);
     sc_logline_bool(&line, "resumed", conn != NULL && conn->resumed);
     sc_accesslog_emit(&w->accesslog, &line);

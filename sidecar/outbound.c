@@ -287,7 +287,7 @@ static void on_log_access(sc_front_t *front, sc_exchange_t *ex)
     sc_logline_null(&line, "decision");
     sc_logline_null(&line, "rule");
     sc_logline_cstr(&line, "error", ex->log.error);
-    sc_logline_real(&line, "duration_ms", (double)duration_us / 1000.0);
+    sc_logline_millis(&line, "duration_ms", duration_us);
     sc_logline_cstr(&line, "tls_version", ex->log.tls_version);
     sc_logline_bool(&line, "resumed", ex->log.resumed);
     sc_accesslog_emit(&w->accesslog, &line);

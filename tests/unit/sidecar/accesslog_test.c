@@ -115,6 +115,20 @@ static void test_numbers_and_literals(void **state)
         free(ours);
         free(theirs);
     }
+    static const struct {
+        int64_t us;
+        const char *text;
+    } millis[] = {{0, "0.000"}, {7, "0.007"}, {482, "0.482"}, {1000, "1.000"}, {1234567, "1234.567"}, {-5, "0.000"}};
+    for (size_t i = 0; i != sizeof(millis) / sizeof(millis[0]); ++i) {
+        sc_logline_t line;
+        char want[64];
+        sc_logline_begin(&line);
+        sc_logline_millis(&line, "d", millis[i].us);
+        char *ours = finish(&line);
+        snprintf(want, sizeof(want), "{\"d\":%s}", millis[i].text);
+        assert_string_equal(ours, want);
+        free(ours);
+    }
     sc_logline_t line;
     sc_logline_begin(&line);
     sc_logline_int(&line, "status", 200);
@@ -123,8 +137,10 @@ static void test_numbers_and_literals(void **state)
     sc_logline_bool(&line, "no", 0);
     sc_logline_null(&line, "none");
     sc_logline_cstr(&line, "s", NULL);
+    sc_logline_str(&line, "bad", "ok\"then\xff", 8); /* invalid UTF-8 after an escape: the member says null */
     char *ours = finish(&line);
-    assert_string_equal(ours, "{\"status\":200,\"big\":-9007199254740993,\"yes\":true,\"no\":false,\"none\":null,\"s\":null}");
+    assert_string_equal(ours, "{\"status\":200,\"big\":-9007199254740993,\"yes\":true,\"no\":false,\"none\":null,\"s\":null,"
+                              "\"bad\":null}");
     free(ours);
 }
 
