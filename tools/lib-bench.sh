@@ -26,6 +26,9 @@ lb_workdir() {
     pids=()
     trap lb_cleanup EXIT
     cd "$work" || exit 1
+    # logs in a folder of their own: a sidecar watches the folders of its certificate, policy and routes files, and
+    # a log written beside them would wake its main thread on every line
+    mkdir logs
 }
 lb_cleanup() {
     local p
@@ -43,7 +46,7 @@ wait_port() { # PORT: waits at most 10 s for a listener
 start() { # NAME CMD...: background, stdout and stderr in $work/NAME.log, PID recorded in LAST
     local name=$1
     shift
-    "$@" >"$work/$name.log" 2>&1 &
+    "$@" >"$work/logs/$name.log" 2>&1 &
     LAST=$!
     pids+=("$LAST")
 }
@@ -75,13 +78,13 @@ frontend app
     http-request return status 200 content-type text/plain string "ok"
 EOF
     start app haproxy -f app.cfg -db
-    wait_port "$P_APP" || { cat "$work/app.log" >&2; lb_die "the app did not start"; }
+    wait_port "$P_APP" || { cat "$work/logs/app.log" >&2; lb_die "the app did not start"; }
 }
 
 # lb_start_seam_pair [SIDECAR FLAGS...]: an inbound sidecar in front of the app (policy: allow
 # $CLIENT_ID) and an outbound sidecar whose one route leads there, each with the extra flags.
 # Sets P_SI/P_SO (listeners), A_SI/A_SO (admin), PID_SI/PID_SO. Exits when the inbound side
-# does not start; returns 1 when the outbound side does not (its log is in $work/seam-out.log).
+# does not start; returns 1 when the outbound side does not (its log is in $work/logs/seam-out.log).
 lb_start_seam_pair() {
     P_SI=$(port)
     P_SO=$(port)
@@ -99,6 +102,6 @@ EOF
     start seam-out "$SIDECAR" --cert client.pem --key client.key --bundle ca/bundle.pem --inbound off \
         --outbound "127.0.0.1:$P_SO" --routes routes.json --admin "127.0.0.1:$A_SO" "$@"
     PID_SO=$LAST
-    wait_port "$P_SI" || { cat "$work/seam-in.log" >&2; lb_die "the inbound sidecar did not start"; }
+    wait_port "$P_SI" || { cat "$work/logs/seam-in.log" >&2; lb_die "the inbound sidecar did not start"; }
     wait_port "$P_SO"
 }
