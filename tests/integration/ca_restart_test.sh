@@ -38,10 +38,9 @@ stop_pid "$CA_PID"
 
 check "six certificates issued" 6 "$(sort -u "$WORK/serials" | grep -c .)"
 check "journal holds all issuances (6 + 2 serving)" 8 "$(grep -c '"credential"' "$JOURNAL")"
-for s in $(cat "$WORK/serials"); do
-    grep -q "\"serial\":\"$s\"" "$JOURNAL" || fail "serial $s is in the journal"
-done
-pass "every issued serial is in the journal"
+# one check for all six: the serials the journal lacks ([] for an empty one), none expected
+missing=$(while read -r s; do grep -q "\"serial\":\"$s\"" "$JOURNAL" || echo "[$s]"; done <"$WORK/serials")
+check "every issued serial is in the journal" "" "$missing"
 check "no serial repeats in the journal" "" \
     "$(grep -o '"serial":"[0-9a-f]*"' "$JOURNAL" | sort | uniq -d)"
 check "torn line kept in place, on its own line" 1 "$(grep -c '"serial":"0123$' "$JOURNAL")"

@@ -87,8 +87,13 @@ check() {
     if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected [$2], got [$3]"; fi
 }
 
-# check_contains NAME NEEDLE HAYSTACK
+# check_contains NAME NEEDLE HAYSTACK: passes when HAYSTACK holds NEEDLE. An empty NEEDLE is a
+# mistake in the test (it is in every string, so the check could never fail): it fails.
 check_contains() {
+    if [ -z "$2" ]; then
+        fail "$1" "empty needle: this check could never fail"
+        return 0
+    fi
     case "$3" in
     *"$2"*) pass "$1" ;;
     *) fail "$1" "[$2] not found in [$3]" ;;
