@@ -47,7 +47,10 @@ const char sc_config_usage[] =
     "  --app-protocol P       auto (HTTP/1.1 for requests the app sent as HTTP/1.x, h2c for the rest),\n"
     "                         http1 or h2c (default auto)\n"
     "  --upstream-idle-timeout DUR  idle mesh connections close after this (default 60s)\n"
-    "  --transparent          route connections the iptables rules redirected by their original destination\n"
+    "  --transparent          route connections the iptables rules redirected by their original destination;\n"
+    "                         their first bytes tell HTTP (an HTTP/1.x request line, the h2 preface) from TCP\n"
+    "  --detect-timeout DUR   --transparent: a connection silent this long is TCP (default 100ms)\n"
+    "  --outbound-unknown M   --transparent: TCP to an address no route covers: passthrough (default) or deny\n"
     "  --max-connections N    connections each of the inbound and outbound listeners holds; more are closed\n"
     "                         at once (default 10000, fewer if the descriptor limit is lower)\n"
     "  --handshake-timeout DUR  an inbound connection must finish its TLS handshake within this (default 10s)\n"
@@ -95,6 +98,8 @@ static const sc_option_t options[] = {
     NUM_OPT("outbound-allow-remote", OPT_BOOL, outbound_allow_remote),
     STR_OPT("routes", routes),
     NUM_OPT("transparent", OPT_BOOL, transparent),
+    NUM_OPT("detect-timeout", OPT_DURATION, detect_timeout_ms),
+    STR_OPT("outbound-unknown", outbound_unknown),
     NUM_OPT("upstream-timeout", OPT_DURATION, upstream_timeout_ms),
     NUM_OPT("app-timeout", OPT_DURATION, app_timeout_ms),
     NUM_OPT("upstream-idle-timeout", OPT_DURATION, upstream_idle_timeout_ms),
@@ -132,6 +137,8 @@ void sc_config_defaults(sc_config_t *cfg)
     cfg->handshake_timeout_ms = SC_DEFAULT_HANDSHAKE_TIMEOUT_MS;
     cfg->idle_timeout_ms = SC_DEFAULT_IDLE_TIMEOUT_MS;
     snprintf(cfg->app_protocol, sizeof(cfg->app_protocol), "auto");
+    snprintf(cfg->outbound_unknown, sizeof(cfg->outbound_unknown), "passthrough");
+    cfg->detect_timeout_ms = SC_DEFAULT_DETECT_TIMEOUT_MS;
     cfg->bundle_refresh_ms = 5 * 60 * 1000;
     cfg->max_request_headers_kb = SC_DEFAULT_MAX_REQUEST_HEADERS_KB;
     cfg->max_request_headers = SC_DEFAULT_MAX_REQUEST_HEADERS;
@@ -475,6 +482,14 @@ int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
     }
     if (cfg->idle_timeout_ms <= 0) {
         snprintf(err, err_cap, "--idle-timeout: must be longer than 0");
+        return SC_E_USAGE;
+    }
+    if (cfg->detect_timeout_ms <= 0) {
+        snprintf(err, err_cap, "--detect-timeout: must be longer than 0");
+        return SC_E_USAGE;
+    }
+    if (strcmp(cfg->outbound_unknown, "passthrough") != 0 && strcmp(cfg->outbound_unknown, "deny") != 0) {
+        snprintf(err, err_cap, "--outbound-unknown %s: must be passthrough or deny", cfg->outbound_unknown);
         return SC_E_USAGE;
     }
     if (sc_config_app_protocol(cfg) < 0) {

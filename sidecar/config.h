@@ -21,6 +21,7 @@
 #define SC_DEFAULT_APP_TIMEOUT_MS 30000
 #define SC_DEFAULT_UPSTREAM_IDLE_MS 60000
 #define SC_DEFAULT_STREAM_IDLE_MS (5 * 60 * 1000)
+#define SC_DEFAULT_DETECT_TIMEOUT_MS 100 /* --transparent: a redirected connection silent this long is TCP */
 #define SC_DEFAULT_TRUST_DOMAIN "cluster.local"
 #define SC_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000 /* an inbound TLS handshake must finish within this */
 #define SC_DEFAULT_IDLE_TIMEOUT_MS 90000      /* an inbound HTTP/2 connection without requests closes after this
@@ -47,6 +48,8 @@ typedef struct st_sc_config_t {
     char app[SC_ADDR_MAX];
     char outbound[SC_ADDR_MAX];
     int outbound_allow_remote; /* a non-loopback --outbound is refused without it */
+    int64_t detect_timeout_ms;   /* --transparent: silence this long makes a redirected connection TCP */
+    char outbound_unknown[16];   /* --transparent: "passthrough" or "deny" for TCP no route covers */
     char routes[SC_PATH_MAX];
     int transparent;
     int64_t upstream_timeout_ms;

@@ -91,6 +91,12 @@ void sc_metrics_count_stream_rate_close(sc_metrics_t *m)
     add(&m->stream_rate_closes, 1);
 }
 
+void sc_metrics_count_tcp(sc_metrics_t *m, sc_tcp_decision_t decision, uint64_t bytes)
+{
+    add(&m->tcp_connections[decision], 1);
+    add(&m->tcp_bytes, bytes);
+}
+
 void sc_metrics_upstream_connection_delta(sc_metrics_t *m, int delta)
 {
     if (delta > 0)
@@ -164,6 +170,9 @@ int sc_metrics_render(sc_metrics_t *const *workers, size_t n, const sc_metrics_p
         for (i = 0; i != SC_REFUSE_NUM_REASONS; ++i)
             sum->connections_rejected[i] += get(&m->connections_rejected[i]);
         sum->stream_rate_closes += get(&m->stream_rate_closes);
+        for (i = 0; i != SC_TCP_NUM_DECISIONS; ++i)
+            sum->tcp_connections[i] += get(&m->tcp_connections[i]);
+        sum->tcp_bytes += get(&m->tcp_bytes);
         sum->upstream_connections_opened += get(&m->upstream_connections_opened);
         sum->upstream_connections_active += __atomic_load_n(&m->upstream_connections_active, __ATOMIC_RELAXED);
     }
@@ -252,6 +261,16 @@ int sc_metrics_render(sc_metrics_t *const *workers, size_t n, const sc_metrics_p
              "# TYPE seam_upstream_connections_opened_total counter\n"
              "seam_upstream_connections_opened_total %llu\n",
          (unsigned long long)sums[1].upstream_connections_opened);
+    static const char *const tcp_decisions[SC_TCP_NUM_DECISIONS] = {"passthrough", "deny"};
+    emit(&t, "# HELP seam_tcp_connections_total Opaque TCP connections, by direction and what became of them.\n"
+             "# TYPE seam_tcp_connections_total counter\n");
+    for (i = 0; i != SC_TCP_NUM_DECISIONS; ++i)
+        emit(&t, "seam_tcp_connections_total{direction=\"outbound\",decision=\"%s\"} %llu\n", tcp_decisions[i],
+             (unsigned long long)sums[1].tcp_connections[i]);
+    emit(&t, "# HELP seam_tcp_bytes_total Bytes of opaque TCP connections, both ways, by direction.\n"
+             "# TYPE seam_tcp_bytes_total counter\n"
+             "seam_tcp_bytes_total{direction=\"outbound\"} %llu\n",
+         (unsigned long long)sums[1].tcp_bytes);
     emit(&t, "# HELP seam_policy_reloads_total Policy file loads after start-up, by result.\n"
              "# TYPE seam_policy_reloads_total counter\n"
              "seam_policy_reloads_total{result=\"success\"} %llu\n"

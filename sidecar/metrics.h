@@ -30,6 +30,9 @@
  */
 typedef enum { SC_DIRECTION_INBOUND = 0, SC_DIRECTION_OUTBOUND = 1 } sc_direction_t;
 
+/* What became of an opaque TCP connection. */
+typedef enum { SC_TCP_PASSTHROUGH, SC_TCP_DENY, SC_TCP_NUM_DECISIONS } sc_tcp_decision_t;
+
 typedef struct st_sc_metrics_t {
     sc_direction_t direction; /* set once by the owner before the worker starts; labels every series */
     uint64_t requests[SC_METRICS_STATUS_MAX];
@@ -42,6 +45,8 @@ typedef struct st_sc_metrics_t {
     uint64_t connections_rejected[SC_REFUSE_NUM_REASONS]; /* closed at once by the connection budget */
     uint64_t stream_rate_closes;
     /* outbound only: mesh (upstream) connections opened and currently open */
+    uint64_t tcp_connections[SC_TCP_NUM_DECISIONS]; /* opaque TCP connections, by sc_tcp_decision_t */
+    uint64_t tcp_bytes;                             /* their bytes, both ways */
     uint64_t upstream_connections_opened;
     int64_t upstream_connections_active;
 } sc_metrics_t;
@@ -56,6 +61,7 @@ void sc_metrics_count_handshake_error(sc_metrics_t *m, const char *reason);
 void sc_metrics_connection_delta(sc_metrics_t *m, int delta);
 void sc_metrics_count_rejection(sc_metrics_t *m, sc_refuse_reason_t reason);
 void sc_metrics_count_stream_rate_close(sc_metrics_t *m);
+void sc_metrics_count_tcp(sc_metrics_t *m, sc_tcp_decision_t decision, uint64_t bytes);
 void sc_metrics_upstream_connection_delta(sc_metrics_t *m, int delta); /* +1 also counts an opened one */
 
 /* Facts of the process that are not per-worker counters. */

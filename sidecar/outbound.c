@@ -26,7 +26,9 @@
 #include "sidecar/config.h"
 #include "sidecar/http/forward.h"
 #include "sidecar/inbound.h"
+#include "sidecar/http/detect.h"
 #include "sidecar/http/sockio.h"
+#include "sidecar/tcprelay.h"
 
 /* An app connection; found from its h2o socket through sock->on_close.data. */
 typedef struct st_sc_app_conn_t {
@@ -35,6 +37,11 @@ typedef struct st_sc_app_conn_t {
     int redirected; /* --transparent and the interception rules sent it here: original_dst is where it was going */
     struct sockaddr_storage original_dst;
     char original_dst_text[SC_ORIGINAL_DST_TEXT_MAX]; /* "192.0.2.2:8080" */
+    /* a redirected connection's first bytes, read until they tell HTTP from TCP (then freed) */
+    char *detect_buf;
+    size_t detect_len;
+    h2o_timeout_entry_t detect_entry; /* on worker->detect_timeout while the bytes are awaited */
+    struct timeval tcp_begin_at;      /* TCP: when the connection was accepted */
 } sc_app_conn_t;
 
 static sc_oworker_t *worker_of_front(sc_front_t *front)
@@ -356,6 +363,155 @@ static void note_refusal(sc_oworker_t *w, sc_refuse_reason_t reason)
     sc_worker_base_log_refusal(&w->base, reason);
 }
 
+/* ---- redirected connections: HTTP or TCP ---- */
+
+static void close_app_conn(sc_app_conn_t *conn, int reset)
+{
+    if (reset)
+        uv_tcp_close_reset(&conn->tcp, on_app_handle_close);
+    else
+        uv_close((uv_handle_t *)&conn->tcp, on_app_handle_close);
+}
+
+/* One access-log line and the counters for a TCP connection; decision "passthrough" or "deny". */
+static void log_tcp(sc_app_conn_t *conn, const char *decision, const char *error, uint64_t sent, uint64_t received)
+{
+    sc_oworker_t *w = conn->worker;
+    struct timeval end;
+    gettimeofday(&end, NULL);
+    int64_t duration_us = (int64_t)(end.tv_sec - conn->tcp_begin_at.tv_sec) * 1000000 +
+                          (end.tv_usec - conn->tcp_begin_at.tv_usec);
+    sc_metrics_count_tcp(&w->metrics, strcmp(decision, "deny") == 0 ? SC_TCP_DENY : SC_TCP_PASSTHROUGH,
+                         sent + received);
+    sc_logline_t line;
+    sc_logline_begin(&line);
+    sc_accesslog_timestamp(&w->accesslog, &line, "ts", &conn->tcp_begin_at);
+    sc_logline_cstr(&line, "direction", "outbound");
+    sc_logline_null(&line, "peer_id");
+    sc_logline_cstr(&line, "original_dst", conn->original_dst_text);
+    sc_logline_cstr(&line, "protocol", "tcp");
+    sc_logline_cstr(&line, "decision", decision);
+    sc_logline_cstr(&line, "error", error);
+    sc_logline_int(&line, "bytes_sent", (int64_t)sent);
+    sc_logline_int(&line, "bytes_received", (int64_t)received);
+    sc_logline_millis(&line, "duration_ms", duration_us);
+    sc_accesslog_emit(&w->accesslog, &line);
+}
+
+static void on_tcp_done(void *data, const sc_tcprelay_result_t *res)
+{
+    sc_app_conn_t *conn = data;
+    if (res->error != NULL && strcmp(res->error, "client-reset") != 0)
+        cmn_log_warn("outbound TCP to %s: %s", conn->original_dst_text, res->detail);
+    log_tcp(conn, "passthrough", res->error, res->bytes_up, res->bytes_down);
+    close_app_conn(conn, res->dest_reset);
+}
+
+/* The first bytes said TCP (or nothing came in time): a route covers the destination, or it passes, or not. */
+static void serve_tcp(sc_app_conn_t *conn)
+{
+    sc_oworker_t *w = conn->worker;
+    int by_dst;
+    gettimeofday(&conn->tcp_begin_at, NULL);
+    if (sc_outbound_route_redirected(w->routes, (struct sockaddr *)&conn->original_dst, NULL, 0, &by_dst) != NULL) {
+        /* a meshed destination takes only mTLS: its inbound side refuses plaintext, and TCP is not tunneled yet */
+        log_tcp(conn, "deny", "tcp-to-mesh", 0, 0);
+        close_app_conn(conn, 1);
+        return;
+    }
+    if (w->outbound->unknown_deny) {
+        log_tcp(conn, "deny", "outbound-unknown", 0, 0);
+        close_app_conn(conn, 1);
+        return;
+    }
+    if (sc_tcprelay_start(&w->base.loop, (uv_stream_t *)&conn->tcp, (struct sockaddr *)&conn->original_dst,
+                          conn->detect_buf, conn->detect_len, w->outbound->upstream_timeout_ms, on_tcp_done,
+                          conn) == NULL) {
+        log_tcp(conn, "passthrough", "connect-failed", 0, 0);
+        close_app_conn(conn, 1);
+    }
+}
+
+/* The HTTP way, as for a connection made to the listener: the bytes read so far are the front end's first input. */
+static void serve_http(sc_app_conn_t *conn)
+{
+    sc_oworker_t *w = conn->worker;
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_app_handle_close);
+    sock->on_close.data = conn;
+    if (conn->detect_len != 0) {
+        h2o_iovec_t room = h2o_buffer_reserve(&sock->input, conn->detect_len);
+        memcpy(room.base, conn->detect_buf, conn->detect_len);
+        sock->input->size += conn->detect_len;
+    }
+    sc_front_serve(&w->front, sock, SC_FRONT_HTTP1);
+}
+
+static void detect_done(sc_app_conn_t *conn, sc_detect_t verdict)
+{
+    uv_read_stop((uv_stream_t *)&conn->tcp);
+    if (h2o_timeout_is_linked(&conn->detect_entry))
+        h2o_timeout_unlink(&conn->detect_entry);
+    if (verdict == SC_DETECT_HTTP1 || verdict == SC_DETECT_HTTP2)
+        serve_http(conn);
+    else
+        serve_tcp(conn);
+    free(conn->detect_buf);
+    conn->detect_buf = NULL;
+}
+
+static void on_detect_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    sc_app_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_app_conn_t, tcp, (uv_tcp_t *)handle);
+    (void)suggested;
+    *buf = uv_buf_init(conn->detect_buf + conn->detect_len, (unsigned)(SC_DETECT_MAX - conn->detect_len));
+}
+
+static void on_detect_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    sc_app_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_app_conn_t, tcp, (uv_tcp_t *)stream);
+    (void)buf;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (conn->detect_len != 0 && nread == UV_EOF) {
+            detect_done(conn, SC_DETECT_TCP); /* sent a little and half-closed: TCP, with the close passed on */
+            return;
+        }
+        uv_read_stop(stream); /* left before saying anything: nothing to carry */
+        if (h2o_timeout_is_linked(&conn->detect_entry))
+            h2o_timeout_unlink(&conn->detect_entry);
+        free(conn->detect_buf);
+        conn->detect_buf = NULL;
+        close_app_conn(conn, 0);
+        return;
+    }
+    conn->detect_len += (size_t)nread;
+    sc_detect_t verdict = sc_detect_protocol(conn->detect_buf, conn->detect_len);
+    if (verdict != SC_DETECT_MORE)
+        detect_done(conn, verdict);
+}
+
+static void on_detect_timeout(h2o_timeout_entry_t *entry)
+{
+    sc_app_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_app_conn_t, detect_entry, entry);
+    detect_done(conn, SC_DETECT_TCP); /* silence (a server-first protocol) or an unfinished line: TCP */
+}
+
+/* A redirected connection: its first bytes, or --detect-timeout of silence, decide how it is served. */
+static void detect_begin(sc_app_conn_t *conn)
+{
+    sc_oworker_t *w = conn->worker;
+    if ((conn->detect_buf = malloc(SC_DETECT_MAX)) == NULL ||
+        uv_read_start((uv_stream_t *)&conn->tcp, on_detect_alloc, on_detect_read) != 0) {
+        free(conn->detect_buf);
+        conn->detect_buf = NULL;
+        close_app_conn(conn, 1);
+        return;
+    }
+    conn->detect_entry.cb = on_detect_timeout;
+    h2o_timeout_link(&w->base.loop, &w->detect_timeout, &conn->detect_entry);
+}
+
 static void on_app_connection(uv_stream_t *listener, int status)
 {
     sc_oworker_t *w = worker_of_base(listener->data);
@@ -395,6 +551,10 @@ static void on_app_connection(uv_stream_t *listener, int status)
     uv_tcp_nodelay(&conn->tcp, 1);
     if (w->outbound->transparent)
         read_original_dst(conn);
+    if (conn->redirected) {
+        detect_begin(conn);
+        return;
+    }
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_app_handle_close);
     sock->on_close.data = conn;
     sc_front_serve(&w->front, sock, SC_FRONT_HTTP1);
@@ -490,6 +650,7 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
                       SC_MAX_REQUEST_BODY_BYTES, SC_OUTBOUND_H2_IDLE_MS, "seam-sidecar");
         w->base.front = &w->front;
         sc_accesslog_init(&w->accesslog, &w->base.loop);
+        h2o_timeout_init(&w->base.loop, &w->detect_timeout, SC_DEFAULT_DETECT_TIMEOUT_MS);
         if (sc_worker_base_listen(&w->base, (struct sockaddr *)&out->listen_addr, on_app_connection, why,
                                   sizeof(why)) != 0) {
             snprintf(err, err_cap, "--outbound %s: cannot listen: %s", listen_addr, why);
@@ -502,6 +663,13 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
 void sc_outbound_set_transparent(sc_outbound_t *out, int on)
 {
     out->transparent = on;
+}
+
+void sc_outbound_set_tcp(sc_outbound_t *out, uint64_t detect_timeout_ms, int unknown_deny)
+{
+    out->unknown_deny = unknown_deny;
+    for (size_t i = 0; i != out->num_workers; ++i)
+        out->workers[i].detect_timeout.timeout = detect_timeout_ms; /* h2o reads it at each link */
 }
 
 void sc_outbound_set_front_limits(sc_outbound_t *out, const sc_front_limits_t *limits)

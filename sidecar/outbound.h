@@ -34,6 +34,7 @@ typedef struct st_sc_oworker_t {
     sc_routes_t *routes;            /* this worker's reference */
     sc_tls_t *tls;                  /* this worker's reference: new mesh connections use it */
     int original_dst_warned; /* --transparent: an unreadable original destination was logged once */
+    h2o_timeout_t detect_timeout;   /* --detect-timeout: a redirected connection silent this long is TCP */
     sc_metrics_t metrics;
     sc_accesslog_t accesslog;
     sc_routes_t *mail_routes; /* new routes to take (under base.mailbox_lock); TLS snapshots go through base */
@@ -44,6 +45,7 @@ struct st_sc_outbound_t {
     uint64_t upstream_timeout_ms;
     uint64_t idle_timeout_ms;
     int transparent; /* --transparent: route redirected connections by their original destination */
+    int unknown_deny; /* --outbound-unknown deny: TCP to a destination no route covers is refused, not passed */
     sc_connlimit_t limit; /* --max-connections across the workers; the owner sets it before sc_outbound_start() */
     sc_oworker_t *workers;
     size_t num_workers;
@@ -92,6 +94,14 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
  * Call after sc_outbound_init and before sc_outbound_start.
  */
 void sc_outbound_set_transparent(sc_outbound_t *out, int on);
+
+/*
+ * --transparent only: how long a redirected connection may stay silent before
+ * it is taken for TCP (--detect-timeout), and whether TCP to a destination no
+ * route covers passes through as it is (0) or is refused (1). Call before
+ * sc_outbound_start().
+ */
+void sc_outbound_set_tcp(sc_outbound_t *out, uint64_t detect_timeout_ms, int unknown_deny);
 
 /* Sets every worker's request head limits (copied). Call after sc_outbound_init and before sc_outbound_start. */
 void sc_outbound_set_front_limits(sc_outbound_t *out, const sc_front_limits_t *limits);

@@ -390,6 +390,7 @@ static int start_listeners(sc_sidecar_t *sc)
             return -1;
         }
         sc_outbound_set_transparent(&sc->outbound, cfg->transparent);
+        sc_outbound_set_tcp(&sc->outbound, (uint64_t)cfg->detect_timeout_ms, strcmp(cfg->outbound_unknown, "deny") == 0);
         sc_outbound_set_front_limits(&sc->outbound, &limits);
         sc->has_outbound = 1;
     }

@@ -47,6 +47,10 @@ run "bad --handshake-timeout" 2 "${IDENT[@]}" --handshake-timeout 0s
 one_line "bad --handshake-timeout" "--handshake-timeout: must be longer than 0"
 run "bad --idle-timeout" 2 "${IDENT[@]}" --idle-timeout 0s
 one_line "bad --idle-timeout" "--idle-timeout: must be longer than 0"
+run "bad --detect-timeout" 2 "${IDENT[@]}" --detect-timeout 0s
+one_line "bad --detect-timeout" "--detect-timeout: must be longer than 0"
+run "bad --outbound-unknown" 2 "${IDENT[@]}" --outbound-unknown allow
+one_line "bad --outbound-unknown" "--outbound-unknown allow: must be passthrough or deny"
 run "non-loopback admin" 2 "${IDENT[@]}" --admin 0.0.0.0:15000
 one_line "non-loopback admin" "--admin-allow-remote"
 run "outbound without routes" 2 "${IDENT[@]}" --outbound 127.0.0.1:15001

@@ -25,6 +25,7 @@ VETH_B=sb$$
 A_IP=192.0.2.1
 B_IP=192.0.2.2
 NOWHERE_IP=192.0.2.99 # on the link, but no pod and no route
+UNMESHED_IP=192.0.2.3 # a second address of pod B that no route covers: a service outside the mesh
 NAMESPACES=()
 
 # Stops every process we started by its PID (SIGTERM, at most 5 s, then SIGKILL), removes the
@@ -271,6 +272,37 @@ NOROUTE=$(wait_log "$WORK/sidecar-a.log" "\"original_dst\":\"$NOWHERE_IP:8080\""
 check_contains "A's access log names the original destination of the 404" '"error":"no-route"' "$NOROUTE"
 check "no mesh connection was opened for it" "$opened_before" "$(ns_metric "$NS_A" 15000 seam_upstream_connections_opened_total)"
 
+# --- opaque TCP from A's app: detected by its first bytes (or silence), passed through to an address
+# no route covers, refused to a meshed one (it takes only mTLS)
+TCP_TOOL=$here/tcp_tool.py
+ip -n "$NS_B" addr add "$UNMESHED_IP/24" dev "$VETH_B"
+start_bg tcp-echo-b ip netns exec "$NS_B" python3 "$TCP_TOOL" server --host 0.0.0.0 --port 7000 --log "$WORK/tcp-echo.log"
+start_bg tcp-banner-b ip netns exec "$NS_B" python3 "$TCP_TOOL" server --host 0.0.0.0 --port 7001 --banner "220 seam-banner ready"
+ns_wait_port "$NS_B" 7000 10
+ns_wait_port "$NS_B" 7001 10
+tcp_client() { in_ns "$NS_A" python3 "$TCP_TOOL" client "$@" 2>&1 | tail -1; }
+TCP_PASS='seam_tcp_connections_total{direction="outbound",decision="passthrough"}'
+check "TCP (client speaks first) to $UNMESHED_IP:7000, no route: echoed" "ok echo" \
+    "$(tcp_client --target "$UNMESHED_IP:7000" --send "hello seam")"
+TCP_LOG=$(wait_log "$WORK/sidecar-a.log" "\"original_dst\":\"$UNMESHED_IP:7000\"")
+check_contains "A's access log: protocol tcp" '"protocol":"tcp"' "$TCP_LOG"
+check_contains "A's access log: passed through" '"decision":"passthrough"' "$TCP_LOG"
+check_contains "A's access log: the bytes the app sent" '"bytes_sent":11' "$TCP_LOG"
+check_contains "TCP (server speaks first: a banner, after --detect-timeout): banner, then echo" "ok echo" \
+    "$(tcp_client --target "$UNMESHED_IP:7001" --expect-banner "220 seam-banner" --send "after the banner")"
+check "TCP half-close from the app reaches the server, the server's close reaches the app" "ok got 5 bytes eof" \
+    "$(tcp_client --target "$UNMESHED_IP:7000" --send "half" --half-close)"
+check_contains "the server saw the app's half-close as end of stream" "half-close 5" "$(cat "$WORK/tcp-echo.log")"
+check "16 MB through the relay, then a half-close: all of it counted by the server" "ok big 16 MB" \
+    "$(tcp_client --target "$UNMESHED_IP:7000" --big 16 --timeout 30)"
+check_ge "A's metrics: passthrough TCP connections" 4 "$(ns_metric "$NS_A" 15000 "$TCP_PASS")"
+check "HTTP to the same unmeshed address still goes the HTTP way (no route: 404)" 404 \
+    "$(ns_curl "$NS_A" "http://$UNMESHED_IP:7000/x")"
+check_contains "TCP to a meshed address ($B_IP:7000) is refused, never sent in plaintext" "fail" \
+    "$(tcp_client --target "$B_IP:7000" --send "plaintext to a meshed pod" --timeout 3)"
+check_contains "A's access log: TCP to a meshed address refused" '"error":"tcp-to-mesh"' \
+    "$(wait_log "$WORK/sidecar-a.log" "\"original_dst\":\"$B_IP:7000\"")"
+
 # --- identity c, which B's policy denies
 deny_before=$(ns_metric "$NS_B" 15000 'seam_authz_decisions_total{decision="deny"}')
 check "identity c calls B: 403" 403 "$(ns_curl "$NS_A" -H 'host: b.pod.test' "http://127.0.0.1:15002/api/hello")"
@@ -329,8 +361,19 @@ if ! kill -0 "$SC_A" 2>/dev/null && ! kill -0 "$SC_B" 2>/dev/null; then
 fi
 check "sidecars A and B drain and exit 0 on SIGTERM" "0 0" "$rc_a $rc_b"
 
+# --- --outbound-unknown deny: a new sidecar in A refuses TCP no route covers
+start_pod_sidecar sidecar-a-deny "$NS_A" "$WORK/a" "${POD_ARGS[@]}" --routes "$WORK/a/routes.json" \
+    --policy "$WORK/a/policy.json" --outbound-unknown deny
+ns_wait_port "$NS_A" 15001 10
+check_contains "--outbound-unknown deny: TCP to $UNMESHED_IP:7000 is refused" "fail" \
+    "$(tcp_client --target "$UNMESHED_IP:7000" --send "denied" --timeout 3)"
+check_contains "its access log: refused as outbound-unknown" '"error":"outbound-unknown"' \
+    "$(wait_log "$WORK/sidecar-a-deny.log" "\"original_dst\":\"$UNMESHED_IP:7000\"")"
+check "its metrics: one TCP connection denied" 1 \
+    "$(ns_metric "$NS_A" 15000 'seam_tcp_connections_total{direction="outbound",decision="deny"}')"
+
 if [ "$FAILED" -ne 0 ]; then
-    for f in sidecar-a sidecar-b sidecar-c; do
+    for f in sidecar-a sidecar-b sidecar-c sidecar-a-deny; do
         echo "# --- $f.err"
         sed 's/^/# /' "$WORK/$f.err" | tail -20
     done
