@@ -293,8 +293,16 @@ check_contains "TCP (server speaks first: a banner, after --detect-timeout): ban
 check "TCP half-close from the app reaches the server, the server's close reaches the app" "ok got 5 bytes eof" \
     "$(tcp_client --target "$UNMESHED_IP:7000" --send "half" --half-close)"
 check_contains "the server saw the app's half-close as end of stream" "half-close 5" "$(cat "$WORK/tcp-echo.log")"
-check "16 MB through the relay, then a half-close: all of it counted by the server" "ok big 16 MB" \
-    "$(tcp_client --target "$UNMESHED_IP:7000" --big 16 --timeout 30)"
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+rss_before=$(rss_kb "$SC_A")
+check "1 GB through the relay, then a half-close: all of it counted by the server" "ok big 1024 MB" \
+    "$(tcp_client --target "$UNMESHED_IP:7000" --big 1024 --timeout 120)"
+rss_after=$(rss_kb "$SC_A")
+if [ -n "$rss_before" ] && [ -n "$rss_after" ] && [ $((rss_after - rss_before)) -lt 10240 ]; then
+    pass "A's RSS grew less than 10 MB over the 1 GB transfer ($rss_before -> $rss_after KB)"
+else
+    fail "A's RSS grew less than 10 MB over the 1 GB transfer" "$rss_before -> $rss_after KB"
+fi
 check_ge "A's metrics: passthrough TCP connections" 4 "$(ns_metric "$NS_A" 15000 "$TCP_PASS")"
 check "HTTP to the same unmeshed address still goes the HTTP way (no route: 404)" 404 \
     "$(ns_curl "$NS_A" "http://$UNMESHED_IP:7000/x")"
