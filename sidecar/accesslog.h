@@ -64,6 +64,13 @@ const char *sc_logline_text(sc_logline_t *line, size_t *len);
 /* "key": "2026-11-28T01:22:21.137Z" (UTC, milliseconds); the date part is formatted once per second. */
 void sc_accesslog_timestamp(sc_accesslog_t *log, sc_logline_t *line, const char *key, const struct timeval *tv);
 
+/* Microseconds from from to to; 0 when to is earlier (the clock stepped back). */
+static inline int64_t sc_accesslog_elapsed_us(const struct timeval *from, const struct timeval *to)
+{
+    int64_t us = (int64_t)(to->tv_sec - from->tv_sec) * 1000000 + (to->tv_usec - from->tv_usec);
+    return us < 0 ? 0 : us;
+}
+
 void sc_accesslog_init(sc_accesslog_t *log, uv_loop_t *loop);
 
 /* Closes the line, appends it (with its newline) to the batch and releases the line. */

@@ -460,9 +460,7 @@ static void on_log_access(sc_front_t *front, sc_exchange_t *ex)
 
     if (!completed)
         gettimeofday(&end, NULL);
-    int64_t duration_us = (int64_t)(end.tv_sec - ex->begin_at.tv_sec) * 1000000 + (end.tv_usec - ex->begin_at.tv_usec);
-    if (duration_us < 0)
-        duration_us = 0;
+    int64_t duration_us = sc_accesslog_elapsed_us(&ex->begin_at, &end);
     sc_metrics_count_request(&w->metrics, ex->status, (uint64_t)duration_us);
 
     /* an h2 stream that ends before its response headers went out was cancelled by the client */

@@ -269,9 +269,7 @@ static void on_log_access(sc_front_t *front, sc_exchange_t *ex)
 
     if (end.tv_sec == 0)
         gettimeofday(&end, NULL);
-    int64_t duration_us = (int64_t)(end.tv_sec - ex->begin_at.tv_sec) * 1000000 + (end.tv_usec - ex->begin_at.tv_usec);
-    if (duration_us < 0)
-        duration_us = 0;
+    int64_t duration_us = sc_accesslog_elapsed_us(&ex->begin_at, &end);
     sc_metrics_count_request(&w->metrics, ex->status, (uint64_t)duration_us);
 
     sc_logline_t line;
@@ -379,8 +377,7 @@ static void log_tcp(sc_app_conn_t *conn, const char *decision, const char *error
     sc_oworker_t *w = conn->worker;
     struct timeval end;
     gettimeofday(&end, NULL);
-    int64_t duration_us = (int64_t)(end.tv_sec - conn->tcp_begin_at.tv_sec) * 1000000 +
-                          (end.tv_usec - conn->tcp_begin_at.tv_usec);
+    int64_t duration_us = sc_accesslog_elapsed_us(&conn->tcp_begin_at, &end);
     sc_metrics_count_tcp(&w->metrics, strcmp(decision, "deny") == 0 ? SC_TCP_DENY : SC_TCP_PASSTHROUGH,
                          sent + received);
     sc_logline_t line;
