@@ -93,9 +93,7 @@ check "join token with a tokens file over 8 MiB" 200 "$STATUS"
 UNUSED=$("$SEAM_CA" token create --join-tokens "$TOKENS" --spiffe-id "$WEB_ID")
 
 # --- restart: the file is compacted -------------------------------------------------------------------
-kill -TERM "$CA_PID"
-wait "$CA_PID"
-check "SIGTERM exits 0" 0 $?
+stopped "SIGTERM" "$CA_PID" "$WORK/ca.log"
 start_ca ca2 --ca-dir "$WORK/ca" --trust-domain $TD --journal "$WORK/journal" --join-tokens "$TOKENS"
 check "compacted to the one live token" 1 "$(wc -l <"$TOKENS")"
 check "compacted file mode" 600 "$(stat -c %a "$TOKENS")"
@@ -105,7 +103,7 @@ sign "$WORK/web.json" -H "Authorization: Bearer $UNUSED"
 check "unused token survives compaction" 200 "$STATUS"
 expect_refusal "spent token after compaction" 401 join-token-unknown "$WORK/web.json" -H "Authorization: Bearer $LATER"
 check "the spend is appended to the compacted file" 1 "$(grep -c '"op":"use"' "$TOKENS")"
-stop_pid "$CA_PID"
+stopped "after the compaction" "$CA_PID" "$WORK/ca2.log"
 
 # --- refused credentials are limited per client address ------------------------------------------------
 # 5 refusals at once, then one every 3 s. Only refusals are charged, so the flood uses up the bucket.
@@ -138,7 +136,5 @@ expect_refusal "a bogus token after the window is refused, not limited" 401 join
 metrics=$(ca_curl "$CA_URL/metrics")
 check_contains "metrics count the 429s" 'seam_ca_sign_total{result="too-many-bad-credentials",credential="none"} 17' \
     "$metrics"
-stop_pid "$CA_PID"
-
-if grep -q "Sanitizer" "$WORK"/*.log; then fail "no sanitizer report"; else pass "no sanitizer report"; fi
+stopped "after the limits" "$CA_PID" "$WORK/limited.log"
 finish

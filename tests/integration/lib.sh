@@ -105,6 +105,60 @@ check_match() {
     if [[ $3 =~ $2 ]]; then pass "$1"; else fail "$1" "/$2/ does not match [$3]"; fi
 }
 
+# A process under test crashed when it ends by a signal (a segfault, an abort) or by a sanitizer's
+# exit; under ASan + UBSan every report ends it (abort_on_error, halt_on_error). Its log says why when
+# it had a word before it went: a sanitizer report, a failed assert(), h2o's "fatal:" line. Checking
+# the log alone is not enough: the normal build has no sanitizer, so such a check could not fail there.
+CRASH_LINE='AddressSanitizer|LeakSanitizer|runtime error:|Assertion .* failed|^fatal:'
+
+# crash_report LOG: the first crash line of LOG (nothing when it has none; a word when LOG is missing,
+# as a check of a file that is not there could never fail).
+crash_report() {
+    if [ -f "$1" ]; then
+        grep -E -m1 "$CRASH_LINE" "$1"
+    else
+        echo "no log $1"
+    fi
+}
+
+# survived NAME PID LOG: after NAME, the process PID is still running (not gone, not a zombie) and its
+# LOG holds no crash line. The message names the process by its log's name (frontend.err: frontend).
+survived() {
+    local who state report
+    who=$(basename "${3%.*}")
+    state=$(awk '/^State:/ {print $2}' "/proc/$2/status" 2>/dev/null)
+    report=$(crash_report "$3")
+    if [ -n "$state" ] && [ "$state" != Z ] && [ -z "$report" ]; then
+        pass "$1: $who is still running, no crash in its log"
+    else
+        fail "$1: $who is still running, no crash in its log" "${report:-process $2 is ${state:-gone}}"
+    fi
+}
+
+# exited NAME STATUS LOG: a process stopped on purpose ended as it should: STATUS, its exit status from
+# `wait`, is 0 (a crash gives 128 + the signal, a sanitizer's report at exit a status of its own), and
+# its LOG holds no crash line.
+exited() {
+    local who report
+    who=$(basename "${3%.*}")
+    report=$(crash_report "$3")
+    if [ "$2" = 0 ] && [ -z "$report" ]; then
+        pass "$1: $who exited 0, no crash in its log"
+    else
+        fail "$1: $who exited 0, no crash in its log" "${report:-exit status $2}"
+    fi
+}
+
+# stopped NAME PID LOG: stops the process PID (SIGTERM, then waits for it; it must be a child of
+# this shell, or wait says 127) and checks with exited that it ended as it should.
+stopped() {
+    local status
+    kill -TERM "$2" 2>/dev/null
+    wait "$2"
+    status=$?
+    exited "$1" "$status" "$3"
+}
+
 # finish: prints the summary line and exits non-zero if anything failed.
 finish() {
     echo "$PASSED passed, $FAILED failed"

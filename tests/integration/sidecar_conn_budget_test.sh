@@ -116,9 +116,10 @@ check "after: /ready" 200 "$(ready_code "$IN_ADMIN")"
 check "after: a new mesh connection is served" 200 "$(code frontend --http2 "https://127.0.0.1:$IN_PORT/api/new")"
 check "after: a mesh request through the frontend" 200 "$(out -H "host: $BACKEND_HOST" "http://127.0.0.1:$OUT_PORT/api/after")"
 check "after: the fresh frontend connects" 200 "$(out -H "host: $BACKEND_HOST" "http://127.0.0.1:$FRESH_PORT/api/after")"
-stop_pid "$BACKEND_PID"
-stop_pid "$FRONTEND_PID"
-stop_pid "$FRESH_PID"
+# stopped here: part 3 starts a backend and a frontend of its own, whose logs take these names
+stopped "descriptor budget" "$BACKEND_PID" backend.err
+stopped "descriptor budget" "$FRONTEND_PID" frontend.err
+stopped "descriptor budget" "$FRESH_PID" fresh.log
 
 # --- 2. --max-connections on the inbound listener, with a short handshake deadline
 ADMIN_PORT=$(free_port)
@@ -140,7 +141,7 @@ within "inbound: ... by the 2 s handshake deadline" "$(field idle2 last_later_s)
 check "inbound: the gauge is back" 0 "$(wait_metric "$ACTIVE_IN" 0)"
 check "inbound: served again" 200 "$(code frontend --http2 "https://127.0.0.1:$IN2_PORT/api/again")"
 check_contains "inbound: the full listener is logged" "inbound listener full" "$(cat inbound2.err)"
-stop_pid "$SC_PID"
+stopped "inbound --max-connections" "$SC_PID" inbound2.err
 
 # --- 3. --max-connections on the outbound listener (plain HTTP from the app)
 start_backend
@@ -160,10 +161,6 @@ check "outbound: the client saw five closed at once" 5 "$(field idle3 refused)"
 check "outbound: the gauge is back after the idle connections closed" 0 "$(ADMIN_PORT=$OUT_ADMIN wait_metric "$ACTIVE_OUT" 0)"
 check "outbound: served again" 200 "$(out -H "host: $BACKEND_HOST" "http://127.0.0.1:$OUT_PORT/api/again")"
 check "outbound: six rejections in all" 6 "$(ometric "$REJECTED_OUT")"
-
-if grep -qE 'AddressSanitizer|runtime error:' ./*.err; then
-    fail "no sanitizer report" "$(grep -E -m1 'AddressSanitizer|runtime error:' ./*.err)"
-else
-    pass "no sanitizer report"
-fi
+survived "outbound --max-connections" "$FRONTEND_PID" frontend.err
+survived "outbound --max-connections" "$BACKEND_PID" backend.err
 finish

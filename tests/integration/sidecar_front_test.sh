@@ -70,21 +70,6 @@ raw() { # raw [--continue] FILE...
 status_line() { # the first line of the last raw response
     head -1 resp | tr -d '\r'
 }
-# survived NAME [WHO]: after NAME, the sidecar WHO (frontend, or backend) is still running and its
-# log reports no crash. A crash ends the process in either build (a segfault or an abort; under ASan
-# + UBSan every report aborts it too); the log says why when the process had a word before it went:
-# a sanitizer report, a failed assert(), h2o's "fatal:".
-survived() {
-    local who=${2:-frontend} pid state report
-    [ "$who" = backend ] && pid=$BACKEND_PID || pid=$FRONTEND_PID
-    state=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
-    report=$(grep -E -m1 'AddressSanitizer|LeakSanitizer|runtime error:|Assertion .* failed|^fatal:' "$who.err")
-    if [ -n "$state" ] && [ "$state" != Z ] && [ -z "$report" ]; then
-        pass "$1: the $who is still running, no crash in its log"
-    else
-        fail "$1: the $who is still running, no crash in its log" "${report:-process $pid is ${state:-gone}}"
-    fi
-}
 # refused NAME STATUS-LINE FILE: FILE's request is answered with STATUS-LINE and the connection
 # closes cleanly (the front end reads out what the client still sends before it closes, so the
 # kernel has no unread bytes to answer with a reset that could destroy the answer).
@@ -92,7 +77,7 @@ refused() {
     local state
     state=$(raw "$3")
     check "$1: $2, then close" "$2|closed" "$(status_line)|$state"
-    survived "$1"
+    survived "$1" "$FRONTEND_PID" frontend.err
 }
 H="Host: $BACKEND_HOST\r\n"
 
@@ -127,7 +112,7 @@ printf "POST /api/broken HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nzz\r\
 state=$(raw broken.req)
 check "a broken chunked body: the connection closes without a 200" "closed|no 200" \
     "$state|$(grep -q 'HTTP/1.1 200' resp && echo 200 || echo no 200)"
-survived "a broken chunked body"
+survived "a broken chunked body" "$FRONTEND_PID" frontend.err
 
 # --- pipelining: two requests in one write, two answers in order on the same connection
 printf "GET /api/p1 HTTP/1.1\r\n${H}\r\nGET /api/p2 HTTP/1.1\r\n${H}\r\n" >pipelined.req
@@ -135,7 +120,7 @@ state=$(raw pipelined.req)
 check "two pipelined requests: two 200s in order from the app, the connection stays open" \
     'HTTP/1.1 200 OK|"path": "/api/p1"|HTTP/1.1 200 OK|"path": "/api/p2"|open' \
     "$(tr -d '\r' <resp | grep -oE '^HTTP/1\.1 [0-9]{3} .*|"path": "[^"]*"' | paste -sd '|')|$state"
-survived "two pipelined requests"
+survived "two pipelined requests" "$FRONTEND_PID" frontend.err
 
 # --- connection handling: HTTP/1.0 and Connection: close end the connection after the response
 printf "GET /api/h10 HTTP/1.0\r\n${H}\r\n" >http10.req
@@ -147,7 +132,7 @@ state=$(raw close.req)
 check "HTTP/1.1 Connection: close: 200 saying connection: close, then close" \
     "HTTP/1.1 200 OK|connection: close|closed" \
     "$(status_line)|$(tr -d '\r' <resp | grep -ix 'connection: close')|$state"
-survived "connection handling"
+survived "connection handling" "$FRONTEND_PID" frontend.err
 
 # --- Expect: 100-continue: the interim response comes before the body is sent, then the answer
 printf "POST /api/continue HTTP/1.1\r\n${H}Expect: 100-continue\r\nContent-Length: 11\r\nConnection: close\r\n\r\n" \
@@ -157,7 +142,7 @@ state=$(raw --continue continue-head.req continue-body.req)
 check "Expect: 100-continue: 100 Continue, then 200 with the whole body at the app, then close" \
     'HTTP/1.1 100 Continue|HTTP/1.1 200 OK|"body_length": 11|closed' \
     "$(tr -d '\r' <resp | grep -oE '^HTTP/1\.1 [0-9]{3} .*|"body_length": [0-9]+' | paste -sd '|')|$state"
-survived "Expect: 100-continue"
+survived "Expect: 100-continue" "$FRONTEND_PID" frontend.err
 # the same with a 10 KB head: the buffer that held it is freed once the head is taken, and the
 # expectation must have been read before that (ASan caught a read after the free here)
 {
@@ -169,7 +154,7 @@ state=$(raw --continue continue-big.req continue-body.req)
 check "Expect: 100-continue after a 10 KB head: 100 Continue, then 200 with the whole body" \
     'HTTP/1.1 100 Continue|HTTP/1.1 200 OK|"body_length": 11|closed' \
     "$(tr -d '\r' <resp | grep -oE '^HTTP/1\.1 [0-9]{3} .*|"body_length": [0-9]+' | paste -sd '|')|$state"
-survived "Expect: 100-continue after a 10 KB head"
+survived "Expect: 100-continue after a 10 KB head" "$FRONTEND_PID" frontend.err
 
 # --- a chunked upload with a trailer section; the trailer is consumed, so a request after it is read
 # as the next request on the same connection
@@ -183,7 +168,7 @@ check "a chunked upload with a trailer: 200, the app got every byte" \
     "$(status_line)|$(grep -m1 -o '"body_length": [0-9]*' resp)|$(grep -m1 -o '"body_sha256": "[0-9a-f]*"' resp)"
 check "the request after the trailer: 200, then close" 'HTTP/1.1 200 OK|"path": "/api/after-trailer"|closed' \
     "$(tr -d '\r' <resp | grep -E '^HTTP/1\.1 [0-9]{3} ' | sed -n 2p)|$(grep -o '"path": "/api/after-trailer"' resp)|$state"
-survived "a chunked upload with a trailer"
+survived "a chunked upload with a trailer" "$FRONTEND_PID" frontend.err
 
 # --- h2c (prior knowledge): a declared content-length above 1 GiB gets 413 from the front end itself,
 # before any handler (not a refused stream, which a client may send again). A raw client that keeps
@@ -231,11 +216,11 @@ print("nothing")
 EOF
 check "h2c: content-length 2000000000 is answered by the front end (413's body)" "data payload_too_large" \
     "$(timeout 20 python3 h2raw.py huge "$OUT_PORT" "$BACKEND_HOST" /api/h2-huge 2>&1)"
-survived "h2c: content-length above 1 GiB"
+survived "h2c: content-length above 1 GiB" "$FRONTEND_PID" frontend.err
 # trailers end the body (they are not passed on: h2o's request objects cannot carry them)
 check "h2c: a body followed by trailers reaches the app whole" "complete True" \
     "$(timeout 20 python3 h2raw.py trailers "$OUT_PORT" "$BACKEND_HOST" /api/h2-trailers 2>&1)"
-survived "h2c: trailers"
+survived "h2c: trailers" "$FRONTEND_PID" frontend.err
 
 # --- a client that half-closes after its request (shutdown of its sending side) still gets the answer
 cat >halfclose.py <<'EOF'
@@ -253,7 +238,7 @@ print(got.split(b"\r\n")[0].decode(), b'"path": "/api/half-close"' in got)
 EOF
 check "a half-closed HTTP/1.0 client still gets its answer" "HTTP/1.1 200 OK True" \
     "$(timeout 20 python3 halfclose.py "$OUT_PORT" "$BACKEND_HOST" 2>&1)"
-survived "a half-closed client"
+survived "a half-closed client" "$FRONTEND_PID" frontend.err
 
 # --- h2c: a client that opens a body and then sends nothing loses the stream after about 30 s (its
 # window was open: it was the slow one), and the stream's hold on the next hop goes with it (h2raw.py
@@ -265,7 +250,7 @@ read -r what code_or_secs secs < <(timeout 60 python3 h2raw.py stall "$OUT_PORT"
 check "h2c: a stalled request body ends the stream" "yes" "$([ "$what" = rst ] || [ "$what" = headers ] && echo yes || echo "$what")"
 [ "${secs:-0}" -ge 28 ] && [ "${secs:-0}" -le 40 ] && pass "h2c: it ended after about 30 s (${secs} s, $what ${code_or_secs})" ||
     fail "h2c: it ended after about 30 s" "$what $code_or_secs ${secs:-}"
-survived "h2c: a stalled request body"
+survived "h2c: a stalled request body" "$FRONTEND_PID" frontend.err
 check "a request after the stalled one: 200" 200 "$(out -H "host: $BACKEND_HOST" "$OUT/api/after-stall")"
 
 # --- clients that reset their connection (SO_LINGER 0) with a request still at the app: the sidecar
@@ -300,14 +285,14 @@ v=$(settles imetric "$IN_CONNS" "$ibase")
     fail "mTLS connections reset mid-request or idle are released" "$v open, $ibase before"
 check "the outbound listener serves after the resets" 200 "$(out -H "host: $BACKEND_HOST" "$OUT/api/after-reset")"
 check "the inbound listener serves after the resets" 200 "$(mtls frontend --http2 -o /dev/null -w '%{http_code}' "https://127.0.0.1:$IN_PORT/api/after-reset")"
-survived "clients that reset"
-survived "clients that reset" backend
+survived "clients that reset" "$FRONTEND_PID" frontend.err
+survived "clients that reset" "$BACKEND_PID" backend.err
 
 # --- the sidecar survived all of it
 check "a normal request after the raw ones: 200" 200 "$(out -H "host: $BACKEND_HOST" "$OUT/api/after")"
 check_contains "it reached the app" '"path": "/api/after"' "$(cat body)"
 check "h2c after the refused stream: 200" 200 "$(out --http2-prior-knowledge -H "host: $BACKEND_HOST" "$OUT/api/h2-after")"
-survived "at the end"
+survived "at the end" "$FRONTEND_PID" frontend.err
 
 # keep the sidecars' logs of a failed run (bazel puts them in test.outputs)
 if [ "$FAILED" -ne 0 ] && [ -n "${TEST_UNDECLARED_OUTPUTS_DIR:-}" ]; then

@@ -3,7 +3,7 @@
 # 7540/9113 framing, stream states, flow control, SETTINGS, HPACK and message rules, modelled on
 # h2spec's case list) and HTTP/1.1 (RFC 9112), each on the outbound listener in the clear (h2c with
 # prior knowledge) and on the inbound listener over mTLS (ALPN h2 and http/1.1, with a mesh client
-# certificate). Afterwards both sidecars still serve, and no case left a sanitizer report.
+# certificate). Afterwards both sidecars still run and serve, and no case left a crash in their logs.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/sidecar_lib.sh"
 source "$(dirname "$0")/sidecar_outbound_lib.sh"
@@ -41,18 +41,8 @@ check "the outbound listener still serves (h2c)" 200 \
     "$(out --http2-prior-knowledge -H "host: $BACKEND_HOST" "$OUT/api/after")"
 check "the inbound listener still serves (h2)" 200 \
     "$(mtls frontend --http2 -o /dev/null -w '%{http_code}' "https://127.0.0.1:$IN_PORT/api/after")"
-for side in frontend backend; do
-    if grep -qE 'AddressSanitizer|runtime error:' "$side.err"; then
-        fail "$side: no sanitizer report" "$(grep -E -m1 'AddressSanitizer|runtime error:' "$side.err")"
-    else
-        pass "$side: no sanitizer report"
-    fi
-done
-if kill -0 "$FRONTEND_PID" 2>/dev/null && kill -0 "$BACKEND_PID" 2>/dev/null; then
-    pass "both sidecars are still running"
-else
-    fail "both sidecars are still running"
-fi
+survived "after every case" "$FRONTEND_PID" frontend.err
+survived "after every case" "$BACKEND_PID" backend.err
 
 # keep the sidecars' logs of a failed run (bazel puts them in test.outputs)
 if [ "$FAILED" -ne 0 ] && [ -n "${TEST_UNDECLARED_OUTPUTS_DIR:-}" ]; then

@@ -4,8 +4,8 @@
 # mTLS connections) is bounded in memory, answered 431 and ends in GOAWAY ENHANCE_YOUR_CALM; a
 # header block that never ends and an HTTP/1.1 head trickled one byte every 2 s are cut 10 s after
 # their first byte (GOAWAY, 408); --max-request-headers and --max-request-headers-kb decide 431 on
-# both protocols and refuse bad values in one line. Afterwards the sidecars still serve, hold no
-# connection and left no sanitizer report.
+# both protocols and refuse bad values in one line. Afterwards the sidecars still run and serve, hold
+# no connection, have no crash in their logs and exit 0 on SIGTERM.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/sidecar_lib.sh"
 source "$(dirname "$0")/sidecar_outbound_lib.sh"
@@ -202,22 +202,14 @@ check_match "a head sent slowly but whole within 10 s: 200" '^HTTP/1.1 200 OK af
 check "trickled heads: the frontend holds no connection" 0 "$(wait_idle "$OUT_ADMIN")"
 check "trickled heads: the wide sidecar holds no connection" 0 "$(wait_idle "$WIDE_ADMIN")"
 
-# --- the sidecars still serve and none reported a memory error
+# --- the sidecars still run and serve with no crash in their logs, then stop cleanly (under ASan a
+# leak at exit is a report in the log and an exit status that is not 0)
 check "the backend still serves" '200 {"x_count": 2, "big": 0}' "$(tls h2req "$IN_PORT" "$AUTH" 2 0)"
 check "the frontend still serves" '200 {"x_count": 2, "big": 0}' "$(plain h2req "$OUT_PORT" "$BACKEND_HOST" 2 0)"
-for name in backend wide frontend; do
-    if grep -qE 'AddressSanitizer|runtime error:|LeakSanitizer' "$name.err"; then
-        fail "$name: no sanitizer report" "$(grep -E -m1 'AddressSanitizer|runtime error:|LeakSanitizer' "$name.err")"
-    else
-        pass "$name: no sanitizer report"
-    fi
-done
-for pid in "$BACKEND_PID" "$WIDE_PID" "$FRONTEND_PID"; do stop_pid "$pid"; done
-for name in backend wide frontend; do
-    if grep -qE 'AddressSanitizer|LeakSanitizer' "$name.err"; then
-        fail "$name: nothing leaked at exit" "$(grep -E -m1 'AddressSanitizer|LeakSanitizer' "$name.err")"
-    else
-        pass "$name: nothing leaked at exit"
-    fi
-done
+survived "after the hostile heads" "$BACKEND_PID" backend.err
+survived "after the hostile heads" "$WIDE_PID" wide.err
+survived "after the hostile heads" "$FRONTEND_PID" frontend.err
+stopped "SIGTERM" "$BACKEND_PID" backend.err
+stopped "SIGTERM" "$WIDE_PID" wide.err
+stopped "SIGTERM" "$FRONTEND_PID" frontend.err
 finish
