@@ -56,7 +56,29 @@ python3 -c 'import json,sys,yaml; json.dump(list(yaml.safe_load_all(open(sys.arg
 "$inject" "${flags[@]}" <"$work/app.json" >"$work/once.json" && python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$work/once.json" &&
     ok "JSON in, JSON out" || bad "JSON in, JSON out"
 
-for f in once.yaml transparent.yaml; do
+# seam.io/ annotations on the pod template: options of the interception init container
+python3 - "$work/app.yaml" "$work/annotated.yaml" <<'PY'
+import sys, yaml
+docs = list(yaml.safe_load_all(open(sys.argv[1])))
+docs[0]["spec"]["template"]["metadata"]["annotations"] = {
+    "seam.io/exclude-inbound-ports": "9090",
+    "seam.io/exclude-outbound-ports": "5432, 6379",
+    "seam.io/exclude-outbound-cidrs": "169.254.169.254/32",
+    "seam.io/include-outbound-cidrs": "10.0.0.0/8,192.168.0.0/16",
+}
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"), sort_keys=False)
+PY
+"$inject" "${flags[@]}" --transparent <"$work/annotated.yaml" >"$work/annotated-once.yaml" 2>"$work/err" ||
+    bad "inject an annotated Deployment" "$(cat "$work/err")"
+init_args=$(python3 -c 'import sys,yaml; d=list(yaml.safe_load_all(open(sys.argv[1])))[0]; print(" ".join(next(c for c in d["spec"]["template"]["spec"]["initContainers"] if c["name"]=="seam-init")["args"]))' "$work/annotated-once.yaml")
+for want in --exclude-inbound-ports=9090 --exclude-outbound-ports=5432,6379 --exclude-outbound-cidrs=169.254.169.254/32 \
+    --include-outbound-cidrs=10.0.0.0/8,192.168.0.0/16; do
+    case " $init_args " in *" $want "*) ok "annotation becomes seam-iptables $want" ;; *) bad "annotation becomes seam-iptables $want" "$init_args" ;; esac
+done
+"$inject" "${flags[@]}" --transparent <"$work/annotated-once.yaml" >"$work/annotated-twice.yaml" 2>/dev/null
+cmp -s "$work/annotated-once.yaml" "$work/annotated-twice.yaml" && ok "annotated inject is idempotent" || bad "annotated inject is idempotent"
+
+for f in once.yaml transparent.yaml annotated-once.yaml; do
     if node "$here/validate.js" "$work/$f" >"$work/v.log"; then ok "validate.js accepts injected $f"; else bad "validate.js accepts injected $f" "$(grep 'not ok' "$work/v.log")"; fi
     if python3 "$here/roundtrip.py" "$work/$f" >"$work/r.log"; then ok "kubectl round trip of injected $f"; else bad "kubectl round trip of injected $f" "$(grep 'not ok' "$work/r.log")"; fi
 done
@@ -84,6 +106,22 @@ refuse "no app port" "no containerPort" \
     '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{"containers":[{"name":"a","image":"x"}]}}' "${flags[@]}"
 refuse "a volume name clash" "already used" \
     '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{"volumes":[{"name":"seam-token","emptyDir":{}}],"containers":[{"name":"a","image":"x","ports":[{"containerPort":80}]}]}}' "${flags[@]}"
+annotated() { # annotated NAME VALUE: a transparent-ready Pod carrying one seam.io/ annotation
+    printf '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","annotations":{"%s":"%s"}},"spec":{"containers":[{"name":"a","image":"x","ports":[{"containerPort":80}]}]}}' "$1" "$2"
+}
+T=("${flags[@]}" --transparent)
+refuse "a port annotation with a name" "seam.io/exclude-outbound-ports: 'http' is not a port" \
+    "$(annotated seam.io/exclude-outbound-ports 80,http)" "${T[@]}"
+refuse "a port annotation above 65535" "seam.io/exclude-inbound-ports: '65536' is not a port" \
+    "$(annotated seam.io/exclude-inbound-ports 65536)" "${T[@]}"
+refuse "a port annotation with an empty item" "has an empty item" "$(annotated seam.io/exclude-inbound-ports 80,,81)" "${T[@]}"
+refuse "an empty annotation" "seam.io/exclude-outbound-cidrs: want a comma-separated list" \
+    "$(annotated seam.io/exclude-outbound-cidrs '')" "${T[@]}"
+refuse "a CIDR annotation that is not one" "seam.io/include-outbound-cidrs: '10.0.0.0/33' is not an IPv4 address" \
+    "$(annotated seam.io/include-outbound-cidrs 10.0.0.0/33)" "${T[@]}"
+refuse "an IPv6 CIDR annotation" "'fd00::/8' is not an IPv4 address" "$(annotated seam.io/exclude-outbound-cidrs fd00::/8)" "${T[@]}"
+refuse "an interception annotation without --transparent" "seam.io/exclude-outbound-ports tunes the interception rules: it needs --transparent" \
+    "$(annotated seam.io/exclude-outbound-ports 5432)" "${flags[@]}"
 "$inject" </dev/null >/dev/null 2>&1
 [ $? -eq 2 ] && ok "no listener chosen is a usage error" || bad "no listener chosen is a usage error"
 "$inject" --policy-configmap p --transparent </dev/null >/dev/null 2>"$work/err"
