@@ -12,6 +12,7 @@
 #include "certs/spiffe.h"
 #include "common/connect.h"
 #include "common/duration.h"
+#include "sidecar/appprobe.h"
 #include "sidecar/connlimit.h"
 #include "sidecar/error.h"
 
@@ -37,6 +38,11 @@ const char sc_config_usage[] =
     "  --app-timeout DUR      the app making no progress for this long: 504, or a cut response (default 30s)\n"
     "  --admin ADDR           admin endpoint (default " SC_DEFAULT_ADMIN ")\n"
     "  --admin-allow-remote   allow a non-loopback admin address\n"
+    "  --probe-listen ADDR    kubelet's probes of the app (the pod IP, e.g. 0.0.0.0:15020): serves only\n"
+    "                         GET /app-health/<container>/<kind> from --app-probes, never the admin API\n"
+    "  --app-probes JSON|FILE the app's original probes, keyed by path: {\"/app-health/web/readiness\":\n"
+    "                         {\"httpGet\": {\"port\": 8080, \"path\": \"/healthz\"}, \"timeoutSeconds\": 1}, ...};\n"
+    "                         httpGet (200 on a 2xx/3xx answer) or tcpSocket (200 on connect), via 127.0.0.1\n"
     "  --routes FILE          outbound routes (JSON); turns the outbound listener on\n"
     "  --outbound ADDR        plain HTTP/1.1 + h2c listener for the app (default " SC_DEFAULT_OUTBOUND "; \"off\")\n"
     "  --outbound-allow-remote  allow a non-loopback outbound address (whoever reaches it speaks as this pod)\n"
@@ -107,6 +113,8 @@ static const sc_option_t options[] = {
     STR_OPT("app-protocol", app_protocol),
     STR_OPT("admin", admin),
     NUM_OPT("admin-allow-remote", OPT_BOOL, admin_allow_remote),
+    STR_OPT("probe-listen", probe_listen),
+    STR_OPT("app-probes", app_probes),
     INT_OPT("max-connections", max_connections, 1, SC_MAX_CONNECTIONS_MAX),
     NUM_OPT("handshake-timeout", OPT_DURATION, handshake_timeout_ms),
     NUM_OPT("idle-timeout", OPT_DURATION, idle_timeout_ms),
@@ -438,6 +446,25 @@ static int check_identity(const sc_config_t *cfg, char *err, size_t err_cap)
     return 0;
 }
 
+/* --probe-listen is an address; --app-probes parses (read here too, so a bad file is a usage error). */
+static int check_probes(const sc_config_t *cfg, char *err, size_t err_cap)
+{
+    sc_app_probes_t probes;
+
+    if (cfg->probe_listen[0] != '\0' && check_addr("probe-listen", cfg->probe_listen, err, err_cap) != 0)
+        return SC_E_USAGE;
+    if (cfg->app_probes[0] == '\0')
+        return 0;
+    if (cfg->probe_listen[0] == '\0') {
+        snprintf(err, err_cap, "--app-probes needs --probe-listen ADDR (where kubelet's probes arrive)");
+        return SC_E_USAGE;
+    }
+    if (sc_app_probes_load(cfg->app_probes, &probes, err, err_cap) != 0)
+        return SC_E_USAGE;
+    sc_app_probes_dispose(&probes);
+    return 0;
+}
+
 int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
 {
     if (cfg->transparent && !sc_config_has_outbound(cfg)) {
@@ -505,7 +532,7 @@ int sc_config_check(const sc_config_t *cfg, char *err, size_t err_cap)
                  cfg->admin);
         return SC_E_USAGE;
     }
-    return 0;
+    return check_probes(cfg, err, err_cap);
 }
 
 int sc_config_app_protocol(const sc_config_t *cfg)

@@ -11,6 +11,7 @@
 #define SC_THREADS_MAX 64              /* --threads upper bound */
 #define SC_ADDR_MAX 300                /* bytes in a host:port */
 #define SC_PATH_MAX 4096               /* bytes in a file path */
+#define SC_APP_PROBES_ARG_MAX (16 * 1024) /* --app-probes: inline JSON or a file path */
 
 #define SC_DEFAULT_INBOUND "0.0.0.0:15006"
 #define SC_DEFAULT_APP "127.0.0.1:8080"
@@ -59,6 +60,8 @@ typedef struct st_sc_config_t {
     char app_protocol[8]; /* auto, http1 or h2c */
     char admin[SC_ADDR_MAX];
     int admin_allow_remote;
+    char probe_listen[SC_ADDR_MAX];          /* kubelet's probes of the app arrive here; "" = none */
+    char app_probes[SC_APP_PROBES_ARG_MAX]; /* the probes it answers (appprobe.h): JSON text or a file */
     int max_connections;          /* per data listener (connlimit.h); fewer when descriptors are short */
     int64_t handshake_timeout_ms; /* from accept to the end of an inbound TLS handshake */
     int64_t idle_timeout_ms;      /* an inbound HTTP/2 connection with no open stream closes after this */

@@ -256,6 +256,7 @@ static void on_drain_poll(uv_timer_t *timer)
     cmn_log_info("drained; exiting");
     sc->draining = 2;
     sc_admin_stop(sc);
+    sc_probe_stop(sc);
     close_if_open((uv_handle_t *)&sc->drain_poll);
     close_if_open((uv_handle_t *)&sc->policy_debounce);
     if (!sc->ca_mode)
@@ -471,7 +472,7 @@ int sc_sidecar_run(const sc_config_t *cfg)
         cmn_log_error("--routes: %s", err);
         return 1;
     }
-    if (sc_admin_start(sc, err, sizeof(err)) != 0) {
+    if (sc_admin_start(sc, err, sizeof(err)) != 0 || sc_probe_start(sc, err, sizeof(err)) != 0) {
         cmn_log_error("%s", err);
         return 1;
     }

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "sidecar/appprobe.h"
 #include "sidecar/config.h"
 #include "sidecar/inbound.h"
 #include "sidecar/metrics.h"
@@ -17,6 +18,8 @@
 #define SC_IDENTITY_RELOAD_DEBOUNCE_MS 500 /* certificate and key are often written one after the other */
 #define SC_DRAIN_POLL_MS 50              /* how often the main loop checks that workers stopped */
 #define SC_ADMIN_CONNS_MAX 32            /* admin connections open at once; more are closed at once (inside SC_FD_RESERVE) */
+#define SC_PROBE_CONNS_MAX 32            /* probe-listener connections open at once, each with at most one check
+                                            of the app in flight; more are closed at once (inside SC_FD_RESERVE) */
 
 /* The process's main-thread state. Workers never touch it. */
 typedef struct st_sc_sidecar_t {
@@ -46,6 +49,14 @@ typedef struct st_sc_sidecar_t {
     h2o_accept_ctx_t admin_accept;
     uv_tcp_t admin_listener;
     size_t admin_conns; /* open admin connections */
+    /* probe listener (--probe-listen): kubelet's probes of the app */
+    int has_probe;
+    sc_app_probes_t app_probes;
+    h2o_globalconf_t probe_conf;
+    h2o_context_t probe_ctx;
+    h2o_accept_ctx_t probe_accept;
+    uv_tcp_t probe_listener;
+    size_t probe_conns; /* open probe-listener connections */
     /* signals, file watch, timers */
     uv_signal_t sigterm, sigint, sighup;
     uv_fs_event_t policy_watch;
@@ -74,5 +85,15 @@ int sc_admin_start(sc_sidecar_t *sc, char *err, size_t err_cap) __attribute__((w
 
 /* Stops accepting admin connections. */
 void sc_admin_stop(sc_sidecar_t *sc);
+
+/*
+ * Probe listener (probeserver.c): loads --app-probes and binds
+ * --probe-listen on sc->loop, when given. Returns 0, SC_E_USAGE,
+ * SC_E_ADDRESS or SC_E_LISTEN with err.
+ */
+int sc_probe_start(sc_sidecar_t *sc, char *err, size_t err_cap) __attribute__((warn_unused_result));
+
+/* Stops accepting probe connections; checks in flight finish or die with the loop. */
+void sc_probe_stop(sc_sidecar_t *sc);
 
 #endif

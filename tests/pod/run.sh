@@ -354,6 +354,29 @@ grpc_ok "gRPC bidi open 20 s (past the 15 s --upstream-timeout), a message every
 check_contains "B's access log: the gRPC call went to the app over h2c" '"app_protocol":"h2c"' \
     "$(grep -F '/seam.test.Echo/Unary' "$WORK/sidecar-b.log" | tail -1)"
 
+# --- probes: B's probe listener answers a kubelet-style probe from outside the pod through the
+# rewritten path (A's rules now exclude that port outbound, so the probe bypasses A's sidecar)
+start_bg probe-app-b ip netns exec "$NS_B" python3 "$app" 8081 127.0.0.1
+PROBE_APP_B=$LAST_PID
+start_pod_sidecar sidecar-b-probe "$NS_B" "$WORK/b" --inbound off --admin 127.0.0.1:15101 \
+    --probe-listen 0.0.0.0:15020 --app-probes '{"/app-health/web/readiness": {"httpGet": {"port": 8081, "path": "/healthz"}}}'
+ns_wait_port "$NS_B" 8081 10
+ns_wait_port "$NS_B" 15020 10
+in_ns "$NS_A" "$top/tools/seam-iptables" --remove
+if in_ns "$NS_A" "$top/tools/seam-iptables" --app-ports 8080 --sidecar-uid "$SIDECAR_UID" --exclude-outbound-ports 15020 \
+    2>"$WORK/ipt-a2.err"; then
+    pass "seam-iptables reinstalls A's rules with --exclude-outbound-ports 15020"
+else
+    fail "seam-iptables reinstalls A's rules with --exclude-outbound-ports 15020" "$(cat "$WORK/ipt-a2.err")"
+fi
+check "a probe from pod A to B's probe port, app up: 200" 200 "$(ns_curl "$NS_A" "http://$B_IP:15020/app-health/web/readiness")"
+check_contains "the answer came from B's probe listener" "ok: 127.0.0.1:8081 answered 200" "$(cat "$WORK/body")"
+check "the excluded port bypassed A's sidecar (no access-log line for it)" 0 \
+    "$(grep -c "\"original_dst\":\"$B_IP:15020\"" "$WORK/sidecar-a.log")"
+check "B's admin API is not on the probe port: 404" 404 "$(ns_curl "$NS_A" "http://$B_IP:15020/metrics")"
+stop_pid "$PROBE_APP_B"
+check "a probe from pod A once B's app is down: 503" 503 "$(ns_curl "$NS_A" "http://$B_IP:15020/app-health/web/readiness")"
+
 # --- drain: each sidecar exits 0 on SIGTERM
 for pid in "$SC_A" "$SC_B"; do kill -TERM "$pid" 2>/dev/null; done
 rc_a=1 rc_b=1

@@ -1,0 +1,279 @@
+/* The probe listener: kubelet's rewritten probes, answered by probing the app over loopback. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "sidecar/sidecar.h"
+
+#define ANSWER_MAX 256 /* bytes in a one-line answer */
+
+typedef struct st_sc_probe_handler_t {
+    h2o_handler_t super;
+    sc_sidecar_t *sc;
+} sc_probe_handler_t;
+
+/*
+ * One check of the app for one request. Its two handles are freed in their
+ * close callbacks; req is NULL once answered or once h2o disposed of the
+ * request (the client left), and link, which lives in the request's pool,
+ * is how the pool's dispose callback finds the check.
+ */
+typedef struct st_sc_probe_check_t {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_connect_t connect;
+    uv_write_t write;
+    int open_handles;
+    int done;
+    const sc_app_probe_t *probe;
+    h2o_req_t *req;
+    struct st_sc_probe_check_t **link;
+    size_t len;
+    char buf[SC_APP_PROBE_RESPONSE_MAX];
+} sc_probe_check_t;
+
+static void send_text(h2o_req_t *req, int status, const char *reason, const char *text)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    req->res.content_length = strlen(text);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=utf-8"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, text, strlen(text));
+}
+
+static void on_check_handle_close(uv_handle_t *handle)
+{
+    sc_probe_check_t *check = handle->data;
+    if (--check->open_handles == 0)
+        free(check);
+}
+
+/* Ends the check: answers the request if it is still there (ok: 200, else 503 with the reason), closes the handles. */
+static void finish(sc_probe_check_t *check, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void finish(sc_probe_check_t *check, int ok, const char *fmt, ...)
+{
+    if (check->done)
+        return;
+    check->done = 1;
+    if (check->req != NULL) {
+        char *text = h2o_mem_alloc_pool(&check->req->pool, ANSWER_MAX);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(text, ANSWER_MAX, fmt, ap);
+        va_end(ap);
+        *check->link = NULL;
+        send_text(check->req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", text);
+        check->req = NULL;
+    }
+    uv_close((uv_handle_t *)&check->tcp, on_check_handle_close);
+    uv_close((uv_handle_t *)&check->timer, on_check_handle_close);
+}
+
+/* The request's pool is going away (the client closed): nobody waits for the answer. */
+static void on_req_dispose(void *p)
+{
+    sc_probe_check_t **link = p;
+    if (*link == NULL)
+        return;
+    (*link)->req = NULL;
+    finish(*link, 0, "gone");
+}
+
+static void on_timeout(uv_timer_t *timer)
+{
+    sc_probe_check_t *check = timer->data;
+    finish(check, 0, "fail: no answer from 127.0.0.1:%u within %llu ms\n", check->probe->port,
+           (unsigned long long)check->probe->timeout_ms);
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    sc_probe_check_t *check = handle->data;
+    (void)suggested;
+    *buf = uv_buf_init(check->buf + check->len, (unsigned)(sizeof(check->buf) - check->len));
+}
+
+/* Judges what the app sent so far; at_end: nothing more will come. */
+static void judge(sc_probe_check_t *check, int at_end)
+{
+    int status, rc = sc_app_probe_judge(check->buf, check->len, &status);
+    unsigned port = check->probe->port;
+
+    if (rc > 0 && sc_app_probe_status_ok(status))
+        finish(check, 1, "ok: 127.0.0.1:%u answered %d\n", port, status);
+    else if (rc > 0)
+        finish(check, 0, "fail: 127.0.0.1:%u answered %d\n", port, status);
+    else if (rc < 0)
+        finish(check, 0, "fail: 127.0.0.1:%u did not answer with HTTP/1.x\n", port);
+    else if (check->len == sizeof(check->buf))
+        finish(check, 0, "fail: 127.0.0.1:%u sent a response head over %zu bytes\n", port, sizeof(check->buf));
+    else if (at_end)
+        finish(check, 0, "fail: 127.0.0.1:%u closed the connection before a response\n", port);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    sc_probe_check_t *check = stream->data;
+    (void)buf;
+    if (check->done)
+        return;
+    if (nread == UV_EOF) {
+        judge(check, 1);
+    } else if (nread < 0) {
+        finish(check, 0, "fail: reading from 127.0.0.1:%u: %s\n", check->probe->port, uv_strerror((int)nread));
+    } else if (nread > 0) {
+        check->len += (size_t)nread;
+        judge(check, 0);
+    }
+}
+
+static void on_write(uv_write_t *write, int status)
+{
+    sc_probe_check_t *check = write->data;
+    if (status != 0 && !check->done)
+        finish(check, 0, "fail: sending the probe to 127.0.0.1:%u: %s\n", check->probe->port, uv_strerror(status));
+}
+
+static void on_connect(uv_connect_t *connect, int status)
+{
+    sc_probe_check_t *check = connect->data;
+    const sc_app_probe_t *probe = check->probe;
+    uv_buf_t request;
+
+    if (check->done)
+        return; /* timed out or the client left: the close cancelled the connect */
+    if (status != 0) {
+        finish(check, 0, "fail: cannot connect to 127.0.0.1:%u: %s\n", probe->port, uv_strerror(status));
+        return;
+    }
+    if (probe->kind == SC_APP_PROBE_TCP_SOCKET) {
+        finish(check, 1, "ok: 127.0.0.1:%u accepted a TCP connection\n", probe->port);
+        return;
+    }
+    request = uv_buf_init(probe->request, (unsigned)probe->request_len);
+    check->write.data = check;
+    uv_write(&check->write, (uv_stream_t *)&check->tcp, &request, 1, on_write);
+    uv_read_start((uv_stream_t *)&check->tcp, on_alloc, on_read);
+}
+
+/* Starts checking the app for req; the answer comes from a callback, never before this returns. */
+static void start_check(sc_sidecar_t *sc, h2o_req_t *req, const sc_app_probe_t *probe)
+{
+    sc_probe_check_t *check = calloc(1, sizeof(*check));
+    struct sockaddr_in sa;
+    int rc;
+
+    if (check == NULL) {
+        send_text(req, 503, "Service Unavailable", "fail: out of memory\n");
+        return;
+    }
+    check->probe = probe;
+    check->req = req;
+    check->link = h2o_mem_alloc_shared(&req->pool, sizeof(*check->link), on_req_dispose);
+    *check->link = check;
+    uv_tcp_init(sc->loop, &check->tcp);
+    uv_timer_init(sc->loop, &check->timer);
+    check->tcp.data = check->timer.data = check->connect.data = check;
+    check->open_handles = 2;
+    uv_timer_start(&check->timer, on_timeout, probe->timeout_ms, 0);
+    uv_ip4_addr("127.0.0.1", probe->port, &sa);
+    if ((rc = uv_tcp_connect(&check->connect, &check->tcp, (struct sockaddr *)&sa, on_connect)) != 0)
+        finish(check, 0, "fail: cannot connect to 127.0.0.1:%u: %s\n", probe->port, uv_strerror(rc));
+}
+
+static int on_probe_req(h2o_handler_t *_self, h2o_req_t *req)
+{
+    sc_probe_handler_t *self = (void *)_self;
+    /* the raw path: kubelet asks for the exact path it was given, and a query or dot segment is not it */
+    const sc_app_probe_t *probe = sc_app_probes_find(&self->sc->app_probes, req->path.base, req->path.len);
+
+    if (probe == NULL) {
+        send_text(req, 404, "Not Found", "not found\n");
+    } else if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+               !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        send_text(req, 405, "Method Not Allowed", "use GET\n");
+    } else {
+        start_check(self->sc, req, probe);
+    }
+    return 0;
+}
+
+/* A probe-listener connection: its handle, and the sidecar whose count it is in. */
+typedef struct st_sc_probe_conn_t {
+    uv_tcp_t tcp; /* freed with the record in its close callback */
+    sc_sidecar_t *sc;
+} sc_probe_conn_t;
+
+static void on_probe_handle_close(uv_handle_t *handle)
+{
+    sc_probe_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_probe_conn_t, tcp, (uv_tcp_t *)handle);
+    --conn->sc->probe_conns;
+    free(conn);
+}
+
+static void on_probe_connection(uv_stream_t *listener, int status)
+{
+    sc_sidecar_t *sc = listener->data;
+    sc_probe_conn_t *conn;
+
+    if (status != 0 || sc->draining == 2 || (conn = malloc(sizeof(*conn))) == NULL)
+        return;
+    conn->sc = sc;
+    ++sc->probe_conns;
+    uv_tcp_init(sc->loop, &conn->tcp);
+    /* reachable from the pod network: a flood must not take descriptors the admin endpoint needs */
+    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0 || sc->probe_conns > SC_PROBE_CONNS_MAX) {
+        uv_close((uv_handle_t *)&conn->tcp, on_probe_handle_close);
+        return;
+    }
+    h2o_accept(&sc->probe_accept, h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_probe_handle_close));
+}
+
+int sc_probe_start(sc_sidecar_t *sc, char *err, size_t err_cap)
+{
+    const sc_config_t *cfg = sc->cfg;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int rc;
+
+    if (cfg->probe_listen[0] == '\0')
+        return 0;
+    if (cfg->app_probes[0] != '\0' && (rc = sc_app_probes_load(cfg->app_probes, &sc->app_probes, err, err_cap)) != 0)
+        return rc;
+    if (sc_resolve_addr(cfg->probe_listen, &sa, &salen) != 0) {
+        snprintf(err, err_cap, "--probe-listen %s: not a numeric IPv4/IPv6 address and port", cfg->probe_listen);
+        return SC_E_ADDRESS;
+    }
+    /* its own h2o host with one handler: nothing of the admin API is reachable from here */
+    h2o_config_init(&sc->probe_conf);
+    sc->probe_conf.server_name = h2o_iovec_init(H2O_STRLIT("seam-sidecar-probe"));
+    h2o_hostconf_t *hostconf = h2o_config_register_host(&sc->probe_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
+    sc_probe_handler_t *handler = (void *)h2o_create_handler(pathconf, sizeof(*handler));
+    handler->super.on_req = on_probe_req;
+    handler->sc = sc;
+    h2o_context_init(&sc->probe_ctx, sc->loop, &sc->probe_conf);
+    sc->probe_accept.ctx = &sc->probe_ctx;
+    sc->probe_accept.hosts = sc->probe_conf.hosts;
+
+    uv_tcp_init(sc->loop, &sc->probe_listener);
+    sc->probe_listener.data = sc;
+    sc->has_probe = 1;
+    if ((rc = uv_tcp_bind(&sc->probe_listener, (struct sockaddr *)&sa, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&sc->probe_listener, 128, on_probe_connection)) != 0) {
+        snprintf(err, err_cap, "--probe-listen %s: cannot listen: %s", cfg->probe_listen, uv_strerror(rc));
+        return SC_E_LISTEN;
+    }
+    cmn_log_info("probe listener %s: %zu app probe(s)", cfg->probe_listen, sc->app_probes.num);
+    return 0;
+}
+
+void sc_probe_stop(sc_sidecar_t *sc)
+{
+    if (sc->has_probe && !uv_is_closing((uv_handle_t *)&sc->probe_listener))
+        uv_close((uv_handle_t *)&sc->probe_listener, NULL);
+}
