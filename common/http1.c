@@ -27,7 +27,7 @@ int cmn_http1_parse_response(char *buf, size_t len, int *status, char **body, si
         snprintf(err, err_cap, "the response ended inside its headers");
         return -1;
     }
-    if (head < 0) {
+    if (head < 0 || *status < 100) { /* picohttpparser takes any three digits: "099" is no status */
         snprintf(err, err_cap, "the response is not HTTP/1.x");
         return -1;
     }

@@ -260,6 +260,15 @@ static int parse_probe(const char *key, json_t *value, sc_app_probe_t *probe, co
     return parse_port(tcp, "tcpSocket", source, key, &probe->port, err, err_cap);
 }
 
+/* The refusal stays one line whatever the JSON held: control bytes in a quoted key or field become "?". */
+static int one_line(char *err, int rc)
+{
+    for (char *c = err; *c != '\0'; ++c)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    return rc;
+}
+
 int sc_app_probes_parse(const char *text, size_t len, const char *source, sc_app_probes_t *out, char *err,
                         size_t err_cap)
 {
@@ -271,7 +280,7 @@ int sc_app_probes_parse(const char *text, size_t len, const char *source, sc_app
     memset(out, 0, sizeof(*out));
     if (root == NULL) {
         snprintf(err, err_cap, "%s: invalid JSON at line %d: %s", source, jerr.line, jerr.text);
-        return SC_E_USAGE;
+        return one_line(err, SC_E_USAGE);
     }
     if (!json_is_object(root) || json_object_size(root) > SC_APP_PROBES_MAX) {
         snprintf(err, err_cap, "%s: must be a JSON object of at most %d probes", source, SC_APP_PROBES_MAX);
@@ -295,8 +304,10 @@ int sc_app_probes_parse(const char *text, size_t len, const char *source, sc_app
     rc = 0;
 Exit:
     json_decref(root);
-    if (rc != 0)
+    if (rc != 0) {
         sc_app_probes_dispose(out);
+        one_line(err, rc);
+    }
     return rc;
 }
 
@@ -345,7 +356,7 @@ int sc_app_probe_judge(const char *buf, size_t len, int *status)
     int rc = phr_parse_response(buf, len, &minor, status, &msg, &msg_len, headers, &num_headers, 0);
     if (rc == -2)
         return 0;
-    return rc > 0 ? 1 : -1;
+    return rc > 0 && *status >= 100 ? 1 : -1; /* picohttpparser takes any three digits: "020" is no status */
 }
 
 int sc_app_probe_status_ok(int status)
