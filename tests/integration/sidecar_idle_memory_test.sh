@@ -23,6 +23,10 @@ wait_port "$IN_PORT" 10
 res=$(python3 "$HERE/sidecar_idle_conns_memory.py" "$IN_PORT" frontend.pem frontend.key ca/bundle.pem $COUNT "$SC_PID" \
     2>idle.err)
 check "all $COUNT idle connections were accepted" "open $COUNT of $COUNT" "${res%%;*}"
+answered=${res#*; }
+check "idle connections answer requests again, also after a second idle spell" "answered 10 of 10" "${answered%%;*}"
+# no --policy: each is denied, by the sidecar itself, over the connection's HTTP/2 session
+check "each was answered 403 (access log)" 10 "$(grep -c '"path":"/after-idle","protocol":"h2".*"status":403' "$WORK/sc.log")"
 per_conn=${res##*; }
 if [ -n "${ASAN_OPTIONS:-}" ]; then
     pass "memory per idle connection: ${per_conn} KB (AddressSanitizer build: not bounded)"
