@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,18 +25,27 @@
 
 _Static_assert(SC_FD_ONWARD_INBOUND == SC_APP_CONNS_MAX, "the descriptor plan keeps one per app connection");
 
-/* Per-connection state, found from the h2o socket through sock->on_close.data. */
+#define FAIL_DETAIL_MAX 256 /* a handshake failure's detail in the log line */
+
+/*
+ * Per-connection state, found from the h2o socket through sock->on_close.data.
+ * Kept small: an idle connection holds it for as long as it stays open.
+ */
 typedef struct st_sc_conn_t {
     uv_tcp_t tcp; /* the libuv handle; freed (with the whole record) in its close callback */
     sc_worker_t *worker;
     h2o_socket_t *sock; /* NULL once h2o closed it */
     sc_tls_t *tls;      /* the snapshot this connection's handshake used */
-    struct sockaddr_storage peer_addr;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer_addr; /* TCP: one of the two, not a whole sockaddr_storage */
     int handshake_done;
     int resumed;
     const char *tls_version;   /* static string from OpenSSL */
     const char *fail_reason;   /* handshake failure category (static), NULL if none */
-    char fail_detail[256];
+    char *fail_detail;         /* its detail (malloc'ed once something failed), NULL if none */
     sc_stream_rate_t stream_rate;
     int rate_closed;
     char *peer_id; /* verified SPIFFE ID (malloc'ed to its length), NULL until verified */
@@ -62,20 +72,33 @@ static sc_conn_t *conn_of_ssl(const SSL *ssl)
 }
 
 
-static void format_peer_addr(const struct sockaddr_storage *sa, char *buf, size_t cap)
+static void format_peer_addr(const struct sockaddr *sa, char *buf, size_t cap)
 {
     char host[INET6_ADDRSTRLEN] = "?";
     unsigned port = 0;
-    if (sa->ss_family == AF_INET) {
+    if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const void *)sa;
         inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
         port = ntohs(in->sin_port);
-    } else if (sa->ss_family == AF_INET6) {
+    } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const void *)sa;
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
         port = ntohs(in6->sin6_port);
     }
     snprintf(buf, cap, "%s:%u", host, port);
+}
+
+/* Notes why the handshake failed, for the log line when the socket closes; a later note replaces it. */
+static void note_fail_detail(sc_conn_t *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note_fail_detail(sc_conn_t *conn, const char *fmt, ...)
+{
+    char detail[FAIL_DETAIL_MAX];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, args);
+    va_end(args);
+    free(conn->fail_detail);
+    conn->fail_detail = strdup(detail); /* NULL (no memory): the line goes without it */
 }
 
 /* ---- TLS hooks (run inside OpenSSL during the handshake, on the worker's thread) ---- */
@@ -91,7 +114,7 @@ static void on_tls_verify(SSL *ssl, int rc, const crt_verify_result_t *res)
         conn->peer_id = strdup(res->spiffe_id); /* NULL (no memory) fails the request as unverified */
     } else {
         conn->fail_reason = crt_error_slug(rc);
-        snprintf(conn->fail_detail, sizeof(conn->fail_detail), "%s", res->detail);
+        note_fail_detail(conn, "%s", res->detail);
     }
 }
 
@@ -131,7 +154,7 @@ static void note_handshake_error(sc_conn_t *conn)
         break;
     }
     const char *why = ERR_reason_error_string(e);
-    snprintf(conn->fail_detail, sizeof(conn->fail_detail), "%s", why != NULL ? why : "TLS error");
+    note_fail_detail(conn, "%s", why != NULL ? why : "TLS error");
 }
 
 static void on_tls_info(const SSL *ssl, int where, int ret)
@@ -159,8 +182,8 @@ static void on_tls_info(const SSL *ssl, int where, int ret)
     } else if ((where & SSL_CB_ALERT) != 0 && (where & SSL_CB_WRITE) != 0 && !conn->handshake_done) {
         if (conn->fail_reason == NULL && (ret >> 8) == 2 /* fatal */) {
             conn->fail_reason = reason_of_alert(ret & 0xff);
-            snprintf(conn->fail_detail, sizeof(conn->fail_detail), "sent TLS alert %d (%s)", ret & 0xff,
-                     (ret & 0xff) == 116 ? "certificate required" : SSL_alert_desc_string_long(ret));
+            note_fail_detail(conn, "sent TLS alert %d (%s)", ret & 0xff,
+                             (ret & 0xff) == 116 ? "certificate required" : SSL_alert_desc_string_long(ret));
         }
     }
 }
@@ -183,6 +206,7 @@ static void on_conn_handle_close(uv_handle_t *handle)
     sc_worker_t *w = conn->worker;
     sc_tls_release(conn->tls);
     free(conn->peer_id);
+    free(conn->fail_detail);
     free(conn);
     sc_connlimit_release(&w->inbound->limit);
     --w->base.num_conns;
@@ -198,9 +222,10 @@ static void on_sock_close(void *data)
     sc_metrics_connection_delta(&conn->worker->metrics, -1);
     if (!conn->handshake_done && conn->fail_reason != NULL) {
         char addr[64];
-        format_peer_addr(&conn->peer_addr, addr, sizeof(addr));
+        format_peer_addr(&conn->peer_addr.sa, addr, sizeof(addr));
         sc_metrics_count_handshake_error(&conn->worker->metrics, conn->fail_reason);
-        cmn_log_warn("inbound handshake from %s refused: %s: %s", addr, conn->fail_reason, conn->fail_detail);
+        cmn_log_warn("inbound handshake from %s refused: %s: %s", addr, conn->fail_reason,
+                     conn->fail_detail != NULL ? conn->fail_detail : "(no detail)");
     }
 }
 
@@ -226,8 +251,8 @@ static void on_handshake_timeout(h2o_timeout_entry_t *entry)
     sc_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_conn_t, handshake_entry, entry);
     if (conn->fail_reason == NULL) {
         conn->fail_reason = SC_REASON_TIMEOUT;
-        snprintf(conn->fail_detail, sizeof(conn->fail_detail), "no complete handshake within %llu ms",
-                 (unsigned long long)conn->worker->handshake_timeout.timeout);
+        note_fail_detail(conn, "no complete handshake within %llu ms",
+                         (unsigned long long)conn->worker->handshake_timeout.timeout);
     }
     h2o_socket_t *sock = conn->sock;
     sock->data = NULL;
@@ -279,7 +304,7 @@ static void on_inbound_connection(uv_stream_t *listener, int status)
         return;
     }
     namelen = sizeof(conn->peer_addr);
-    uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&conn->peer_addr, &namelen);
+    uv_tcp_getpeername(&conn->tcp, &conn->peer_addr.sa, &namelen);
     uv_tcp_nodelay(&conn->tcp, 1);
     conn->tls = w->tls;
     sc_tls_addref(conn->tls);
@@ -301,7 +326,7 @@ static void close_for_stream_rate(sc_conn_t *conn, sc_stream_event_t event, unsi
     if (conn->rate_closed || conn->sock == NULL)
         return;
     conn->rate_closed = 1;
-    format_peer_addr(&conn->peer_addr, addr, sizeof(addr));
+    format_peer_addr(&conn->peer_addr.sa, addr, sizeof(addr));
     cmn_log_warn("inbound connection from %s (%s) closed: %u streams %s in one second (limit %u)", addr,
                  conn->peer_id != NULL ? conn->peer_id : "unverified", count,
                  event == SC_STREAM_RESET ? "reset" : "opened", sc_stream_rate_limit(event));
