@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "sidecar/adminguard.h"
+#include "sidecar/localhttp.h"
 #include "sidecar/sidecar.h"
 
 typedef struct st_sc_admin_handler_t {
@@ -15,29 +16,13 @@ typedef struct st_sc_admin_handler_t {
     sc_sidecar_t *sc;
 } sc_admin_handler_t;
 
-static void send_body(h2o_req_t *req, int status, const char *reason, const char *content_type, const char *body,
-                      size_t len)
-{
-    req->res.status = status;
-    req->res.reason = reason;
-    req->res.content_length = len;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    h2o_send_inline(req, body, len);
-}
-
-static void send_text(h2o_req_t *req, int status, const char *reason, const char *text)
-{
-    send_body(req, status, reason, "text/plain; charset=utf-8", text, strlen(text));
-}
-
 /* Sends obj as JSON and drops the reference. */
 static void send_json(h2o_req_t *req, json_t *obj)
 {
     char *text = obj != NULL ? json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(obj);
     if (text == NULL) {
-        send_text(req, 500, "Internal Server Error", "out of memory\n");
+        sc_localhttp_send_text(req, 500, "Internal Server Error", "out of memory\n");
         return;
     }
     size_t len = strlen(text);
@@ -45,7 +30,7 @@ static void send_json(h2o_req_t *req, json_t *obj)
     memcpy(body, text, len);
     body[len] = '\n';
     free(text);
-    send_body(req, 200, "OK", "application/json", body, len + 1);
+    sc_localhttp_send(req, 200, "OK", "application/json", body, len + 1);
 }
 
 static json_t *time_json(time_t t)
@@ -120,7 +105,7 @@ static void handle_ready(sc_sidecar_t *sc, h2o_req_t *req)
     char text[SC_RENEWAL_DETAIL_MAX + 200];
 
     if (sc->draining) {
-        send_text(req, 503, "Service Unavailable", "not ready: draining\n");
+        sc_localhttp_send_text(req, 503, "Service Unavailable", "not ready: draining\n");
         return;
     }
     if (sc->tls == NULL) {
@@ -131,12 +116,12 @@ static void handle_ready(sc_sidecar_t *sc, h2o_req_t *req)
                  last_error != NULL ? " and could not be renewed (" : "", last_error != NULL ? last_error : "",
                  last_error != NULL ? ")" : "");
     } else {
-        send_text(req, 200, "OK", "ready\n");
+        sc_localhttp_send_text(req, 200, "OK", "ready\n");
         return;
     }
     char *body = h2o_mem_alloc_pool(&req->pool, strlen(text) + 1);
     memcpy(body, text, strlen(text) + 1);
-    send_text(req, 503, "Service Unavailable", body);
+    sc_localhttp_send_text(req, 503, "Service Unavailable", body);
 }
 
 static void handle_policy(sc_sidecar_t *sc, h2o_req_t *req)
@@ -177,13 +162,13 @@ static void handle_metrics(sc_sidecar_t *sc, h2o_req_t *req)
             list[n++] = &sc->outbound.workers[i].metrics;
     sc->proc.cert_expiry = sc->tls != NULL ? (double)sc->tls->leaf.not_after : 0;
     if (sc_metrics_render(list, n, &sc->proc, &text, &len) != 0) {
-        send_text(req, 500, "Internal Server Error", "out of memory\n");
+        sc_localhttp_send_text(req, 500, "Internal Server Error", "out of memory\n");
         return;
     }
     char *body = h2o_mem_alloc_pool(&req->pool, len);
     memcpy(body, text, len);
     free(text);
-    send_body(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, len);
+    sc_localhttp_send(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, len);
 }
 
 static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
@@ -208,32 +193,32 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
         memcpy(body + len, "\n", 2);
         cmn_log_warn("admin: a request that changes state was refused (%s): %s", sc_admin_guard_name(verdict),
                      sc_admin_guard_message(verdict));
-        send_text(req, 403, "Forbidden", body);
+        sc_localhttp_send_text(req, 403, "Forbidden", body);
         return 0;
     }
 
 #define PATH_IS(s) h2o_memis(path.base, path.len, H2O_STRLIT(s))
     if (PATH_IS("/rotate")) {
         if (!is_post) {
-            send_text(req, 405, "Method Not Allowed", "use POST /rotate\n");
+            sc_localhttp_send_text(req, 405, "Method Not Allowed", "use POST /rotate\n");
         } else if (sc->ca_mode && !sc->draining) {
             sc_renewal_force(&sc->renewal);
-            send_text(req, 202, "Accepted", "renewal started: GET /certs shows the new serial, the log the outcome\n");
+            sc_localhttp_send_text(req, 202, "Accepted", "renewal started: GET /certs shows the new serial, the log the outcome\n");
         } else if (sc->ca_mode) {
-            send_text(req, 503, "Service Unavailable", "draining: no renewal\n");
+            sc_localhttp_send_text(req, 503, "Service Unavailable", "draining: no renewal\n");
         } else {
-            send_text(req, 501, "Not Implemented",
+            sc_localhttp_send_text(req, 501, "Not Implemented",
                       "not implemented: static mode; the certificate comes from --cert/--key files, which the "
                       "sidecar reloads on change or SIGHUP\n");
         }
         return 0;
     }
     if (!is_get) {
-        send_text(req, 405, "Method Not Allowed", "method not allowed\n");
+        sc_localhttp_send_text(req, 405, "Method Not Allowed", "method not allowed\n");
         return 0;
     }
     if (PATH_IS("/live")) {
-        send_text(req, 200, "OK", "live\n");
+        sc_localhttp_send_text(req, 200, "OK", "live\n");
     } else if (PATH_IS("/ready")) {
         handle_ready(sc, req);
     } else if (PATH_IS("/metrics")) {
@@ -245,48 +230,10 @@ static int on_admin_req(h2o_handler_t *_self, h2o_req_t *req)
     } else if (PATH_IS("/policy")) {
         handle_policy(sc, req);
     } else {
-        send_text(req, 404, "Not Found", "not found: try /ready, /live, /metrics, /certs, /config, /policy, /rotate\n");
+        sc_localhttp_send_text(req, 404, "Not Found", "not found: try /ready, /live, /metrics, /certs, /config, /policy, /rotate\n");
     }
 #undef PATH_IS
     return 0;
-}
-
-/* An admin connection: its handle, and the sidecar whose count it is in. */
-typedef struct st_sc_admin_conn_t {
-    uv_tcp_t tcp; /* freed with the record in its close callback */
-    sc_sidecar_t *sc;
-} sc_admin_conn_t;
-
-static void on_admin_handle_close(uv_handle_t *handle)
-{
-    sc_admin_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_admin_conn_t, tcp, (uv_tcp_t *)handle);
-    --conn->sc->admin_conns;
-    free(conn);
-}
-
-static void on_admin_connection(uv_stream_t *listener, int status)
-{
-    sc_sidecar_t *sc = listener->data;
-    sc_admin_conn_t *conn;
-
-    if (status != 0 || sc->draining == 2)
-        return;
-    if ((conn = malloc(sizeof(*conn))) == NULL)
-        return;
-    conn->sc = sc;
-    ++sc->admin_conns;
-    uv_tcp_init(sc->loop, &conn->tcp);
-    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
-        uv_close((uv_handle_t *)&conn->tcp, on_admin_handle_close);
-        return;
-    }
-    /* the admin endpoint's descriptors come out of SC_FD_RESERVE: it must not eat what keeps it reachable */
-    if (sc->admin_conns > SC_ADMIN_CONNS_MAX) {
-        uv_close((uv_handle_t *)&conn->tcp, on_admin_handle_close);
-        return;
-    }
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_admin_handle_close);
-    h2o_accept(&sc->admin_accept, sock);
 }
 
 int sc_admin_start(sc_sidecar_t *sc, char *err, size_t err_cap)
@@ -299,21 +246,11 @@ int sc_admin_start(sc_sidecar_t *sc, char *err, size_t err_cap)
         snprintf(err, err_cap, "--admin %s: not a numeric IPv4/IPv6 address and port", sc->cfg->admin);
         return SC_E_ADDRESS;
     }
-    h2o_config_init(&sc->admin_conf);
-    sc->admin_conf.server_name = h2o_iovec_init(H2O_STRLIT("seam-sidecar-admin"));
-    h2o_hostconf_t *hostconf = h2o_config_register_host(&sc->admin_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
-    sc_admin_handler_t *handler = (void *)h2o_create_handler(pathconf, sizeof(*handler));
-    handler->super.on_req = on_admin_req;
+    /* the admin endpoint's descriptors come out of SC_FD_RESERVE: it must not eat what keeps it reachable */
+    sc_admin_handler_t *handler = (void *)sc_localhttp_init(&sc->admin, sc->loop, "seam-sidecar-admin", sizeof(*handler),
+                                                            on_admin_req, SC_ADMIN_CONNS_MAX, &sc->draining);
     handler->sc = sc;
-    h2o_context_init(&sc->admin_ctx, sc->loop, &sc->admin_conf);
-    sc->admin_accept.ctx = &sc->admin_ctx;
-    sc->admin_accept.hosts = sc->admin_conf.hosts;
-
-    uv_tcp_init(sc->loop, &sc->admin_listener);
-    sc->admin_listener.data = sc;
-    if ((rc = uv_tcp_bind(&sc->admin_listener, (struct sockaddr *)&sa, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&sc->admin_listener, 128, on_admin_connection)) != 0) {
+    if ((rc = sc_localhttp_listen(&sc->admin, (struct sockaddr *)&sa)) != 0) {
         snprintf(err, err_cap, "--admin %s: cannot listen: %s", sc->cfg->admin, uv_strerror(rc));
         return SC_E_LISTEN;
     }
@@ -322,6 +259,5 @@ int sc_admin_start(sc_sidecar_t *sc, char *err, size_t err_cap)
 
 void sc_admin_stop(sc_sidecar_t *sc)
 {
-    if (!uv_is_closing((uv_handle_t *)&sc->admin_listener))
-        uv_close((uv_handle_t *)&sc->admin_listener, NULL);
+    sc_localhttp_stop(&sc->admin);
 }

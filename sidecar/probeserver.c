@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "sidecar/localhttp.h"
 #include "sidecar/sidecar.h"
 
 #define ANSWER_MAX 256 /* bytes in a one-line answer */
@@ -35,15 +36,6 @@ typedef struct st_sc_probe_check_t {
     char buf[SC_APP_PROBE_RESPONSE_MAX];
 } sc_probe_check_t;
 
-static void send_text(h2o_req_t *req, int status, const char *reason, const char *text)
-{
-    req->res.status = status;
-    req->res.reason = reason;
-    req->res.content_length = strlen(text);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=utf-8"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    h2o_send_inline(req, text, strlen(text));
-}
 
 static void on_check_handle_close(uv_handle_t *handle)
 {
@@ -66,7 +58,7 @@ static void finish(sc_probe_check_t *check, int ok, const char *fmt, ...)
         vsnprintf(text, ANSWER_MAX, fmt, ap);
         va_end(ap);
         *check->link = NULL;
-        send_text(check->req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", text);
+        sc_localhttp_send_text(check->req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", text);
         check->req = NULL;
     }
     uv_close((uv_handle_t *)&check->tcp, on_check_handle_close);
@@ -168,7 +160,7 @@ static void start_check(sc_sidecar_t *sc, h2o_req_t *req, const sc_app_probe_t *
     int rc;
 
     if (check == NULL) {
-        send_text(req, 503, "Service Unavailable", "fail: out of memory\n");
+        sc_localhttp_send_text(req, 503, "Service Unavailable", "fail: out of memory\n");
         return;
     }
     check->probe = probe;
@@ -192,45 +184,14 @@ static int on_probe_req(h2o_handler_t *_self, h2o_req_t *req)
     const sc_app_probe_t *probe = sc_app_probes_find(&self->sc->app_probes, req->path.base, req->path.len);
 
     if (probe == NULL) {
-        send_text(req, 404, "Not Found", "not found\n");
+        sc_localhttp_send_text(req, 404, "Not Found", "not found\n");
     } else if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
                !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        send_text(req, 405, "Method Not Allowed", "use GET\n");
+        sc_localhttp_send_text(req, 405, "Method Not Allowed", "use GET\n");
     } else {
         start_check(self->sc, req, probe);
     }
     return 0;
-}
-
-/* A probe-listener connection: its handle, and the sidecar whose count it is in. */
-typedef struct st_sc_probe_conn_t {
-    uv_tcp_t tcp; /* freed with the record in its close callback */
-    sc_sidecar_t *sc;
-} sc_probe_conn_t;
-
-static void on_probe_handle_close(uv_handle_t *handle)
-{
-    sc_probe_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_probe_conn_t, tcp, (uv_tcp_t *)handle);
-    --conn->sc->probe_conns;
-    free(conn);
-}
-
-static void on_probe_connection(uv_stream_t *listener, int status)
-{
-    sc_sidecar_t *sc = listener->data;
-    sc_probe_conn_t *conn;
-
-    if (status != 0 || sc->draining == 2 || (conn = malloc(sizeof(*conn))) == NULL)
-        return;
-    conn->sc = sc;
-    ++sc->probe_conns;
-    uv_tcp_init(sc->loop, &conn->tcp);
-    /* reachable from the pod network: a flood must not take descriptors the admin endpoint needs */
-    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0 || sc->probe_conns > SC_PROBE_CONNS_MAX) {
-        uv_close((uv_handle_t *)&conn->tcp, on_probe_handle_close);
-        return;
-    }
-    h2o_accept(&sc->probe_accept, h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_probe_handle_close));
 }
 
 int sc_probe_start(sc_sidecar_t *sc, char *err, size_t err_cap)
@@ -248,23 +209,12 @@ int sc_probe_start(sc_sidecar_t *sc, char *err, size_t err_cap)
         snprintf(err, err_cap, "--probe-listen %s: not a numeric IPv4/IPv6 address and port", cfg->probe_listen);
         return SC_E_ADDRESS;
     }
-    /* its own h2o host with one handler: nothing of the admin API is reachable from here */
-    h2o_config_init(&sc->probe_conf);
-    sc->probe_conf.server_name = h2o_iovec_init(H2O_STRLIT("seam-sidecar-probe"));
-    h2o_hostconf_t *hostconf = h2o_config_register_host(&sc->probe_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
-    sc_probe_handler_t *handler = (void *)h2o_create_handler(pathconf, sizeof(*handler));
-    handler->super.on_req = on_probe_req;
+    /* its own server with one handler: nothing of the admin API is reachable from here; reachable from the pod
+       network, it keeps to a budget so a flood cannot take descriptors the admin endpoint needs */
+    sc_probe_handler_t *handler = (void *)sc_localhttp_init(&sc->probe, sc->loop, "seam-sidecar-probe", sizeof(*handler),
+                                                            on_probe_req, SC_PROBE_CONNS_MAX, &sc->draining);
     handler->sc = sc;
-    h2o_context_init(&sc->probe_ctx, sc->loop, &sc->probe_conf);
-    sc->probe_accept.ctx = &sc->probe_ctx;
-    sc->probe_accept.hosts = sc->probe_conf.hosts;
-
-    uv_tcp_init(sc->loop, &sc->probe_listener);
-    sc->probe_listener.data = sc;
-    sc->has_probe = 1;
-    if ((rc = uv_tcp_bind(&sc->probe_listener, (struct sockaddr *)&sa, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&sc->probe_listener, 128, on_probe_connection)) != 0) {
+    if ((rc = sc_localhttp_listen(&sc->probe, (struct sockaddr *)&sa)) != 0) {
         snprintf(err, err_cap, "--probe-listen %s: cannot listen: %s", cfg->probe_listen, uv_strerror(rc));
         return SC_E_LISTEN;
     }
@@ -274,6 +224,5 @@ int sc_probe_start(sc_sidecar_t *sc, char *err, size_t err_cap)
 
 void sc_probe_stop(sc_sidecar_t *sc)
 {
-    if (sc->has_probe && !uv_is_closing((uv_handle_t *)&sc->probe_listener))
-        uv_close((uv_handle_t *)&sc->probe_listener, NULL);
+    sc_localhttp_stop(&sc->probe);
 }

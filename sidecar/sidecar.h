@@ -8,6 +8,7 @@
 #include "sidecar/appprobe.h"
 #include "sidecar/config.h"
 #include "sidecar/inbound.h"
+#include "sidecar/localhttp.h"
 #include "sidecar/metrics.h"
 #include "sidecar/outbound.h"
 #include "sidecar/policy.h"
@@ -44,19 +45,10 @@ typedef struct st_sc_sidecar_t {
     sc_metrics_process_t proc;
     sc_metrics_t admin_metrics; /* zero: the admin endpoint counts nothing, but /metrics sums a list */
     /* admin endpoint */
-    h2o_globalconf_t admin_conf;
-    h2o_context_t admin_ctx;
-    h2o_accept_ctx_t admin_accept;
-    uv_tcp_t admin_listener;
-    size_t admin_conns; /* open admin connections */
+    sc_localhttp_t admin;
     /* probe listener (--probe-listen): kubelet's probes of the app */
-    int has_probe;
     sc_app_probes_t app_probes;
-    h2o_globalconf_t probe_conf;
-    h2o_context_t probe_ctx;
-    h2o_accept_ctx_t probe_accept;
-    uv_tcp_t probe_listener;
-    size_t probe_conns; /* open probe-listener connections */
+    sc_localhttp_t probe;
     /* signals, file watch, timers */
     uv_signal_t sigterm, sigint, sighup;
     uv_fs_event_t policy_watch;
