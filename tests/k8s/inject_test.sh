@@ -2,14 +2,8 @@
 # tools/seam-inject: output that validates like the manifests, idempotence,
 # and a clear one-line refusal for every kind of input it cannot understand.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
+source "$(dirname "$0")/lib.sh"
 inject=$top/tools/seam-inject
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-bad() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
 
 cat >"$work/app.yaml" <<'YAML'
 apiVersion: apps/v1
@@ -211,5 +205,4 @@ refuse "a probe with timeoutSeconds 0" "readinessProbe: timeoutSeconds must be a
 [ $? -eq 2 ] && grep -q "needs --routes-configmap" "$work/err" && ok "--transparent without routes is a usage error" ||
     bad "--transparent without routes is a usage error" "$(cat "$work/err")"
 
-echo "inject: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+summary inject

@@ -3,14 +3,8 @@
 # records its arguments) for each exclude/include option, and a one-line refusal, exit 2,
 # for every bad value.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
+source "$(dirname "$0")/lib.sh"
 ipt=$top/tools/seam-iptables
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-bad() { failed=$((failed + 1)); echo "not ok - $1${2:+: $2}"; }
 
 mkdir "$work/bin"
 cat >"$work/bin/iptables" <<'SH'
@@ -88,5 +82,4 @@ refuse "an IPv6 CIDR" "'fd00::/8' is not an IPv4" "${BASE[@]}" --include-outboun
 refuse "a host name" "'example.com' is not an IPv4" "${BASE[@]}" --exclude-outbound-cidrs example.com
 refuse "a bad --probe-port" "--probe-port: '99999' is not a port" "${BASE[@]}" --probe-port 99999
 
-echo "iptables: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+summary iptables
