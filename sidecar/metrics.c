@@ -91,6 +91,12 @@ void sc_metrics_count_stream_rate_close(sc_metrics_t *m)
     add(&m->stream_rate_closes, 1);
 }
 
+const char *sc_metrics_tcp_decision_name(sc_tcp_decision_t decision)
+{
+    static const char *const names[SC_TCP_NUM_DECISIONS] = {"passthrough", "deny"};
+    return names[decision];
+}
+
 void sc_metrics_count_tcp(sc_metrics_t *m, sc_tcp_decision_t decision, uint64_t bytes)
 {
     add(&m->tcp_connections[decision], 1);
@@ -261,12 +267,11 @@ int sc_metrics_render(sc_metrics_t *const *workers, size_t n, const sc_metrics_p
              "# TYPE seam_upstream_connections_opened_total counter\n"
              "seam_upstream_connections_opened_total %llu\n",
          (unsigned long long)sums[1].upstream_connections_opened);
-    static const char *const tcp_decisions[SC_TCP_NUM_DECISIONS] = {"passthrough", "deny"};
     emit(&t, "# HELP seam_tcp_connections_total Opaque TCP connections, by direction and what became of them.\n"
              "# TYPE seam_tcp_connections_total counter\n");
     for (i = 0; i != SC_TCP_NUM_DECISIONS; ++i)
-        emit(&t, "seam_tcp_connections_total{direction=\"outbound\",decision=\"%s\"} %llu\n", tcp_decisions[i],
-             (unsigned long long)sums[1].tcp_connections[i]);
+        emit(&t, "seam_tcp_connections_total{direction=\"outbound\",decision=\"%s\"} %llu\n",
+             sc_metrics_tcp_decision_name((sc_tcp_decision_t)i), (unsigned long long)sums[1].tcp_connections[i]);
     emit(&t, "# HELP seam_tcp_bytes_total Bytes of opaque TCP connections, both ways, by direction.\n"
              "# TYPE seam_tcp_bytes_total counter\n"
              "seam_tcp_bytes_total{direction=\"outbound\"} %llu\n",

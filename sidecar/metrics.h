@@ -62,6 +62,8 @@ void sc_metrics_connection_delta(sc_metrics_t *m, int delta);
 void sc_metrics_count_rejection(sc_metrics_t *m, sc_refuse_reason_t reason);
 void sc_metrics_count_stream_rate_close(sc_metrics_t *m);
 void sc_metrics_count_tcp(sc_metrics_t *m, sc_tcp_decision_t decision, uint64_t bytes);
+/* "passthrough", "deny": the label value, and the access log's decision */
+const char *sc_metrics_tcp_decision_name(sc_tcp_decision_t decision);
 void sc_metrics_upstream_connection_delta(sc_metrics_t *m, int delta); /* +1 also counts an opened one */
 
 /* Facts of the process that are not per-worker counters. */

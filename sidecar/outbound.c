@@ -371,15 +371,15 @@ static void close_app_conn(sc_app_conn_t *conn, int reset)
         uv_close((uv_handle_t *)&conn->tcp, on_app_handle_close);
 }
 
-/* One access-log line and the counters for a TCP connection; decision "passthrough" or "deny". */
-static void log_tcp(sc_app_conn_t *conn, const char *decision, const char *error, uint64_t sent, uint64_t received)
+/* One access-log line and the counters for a TCP connection. */
+static void log_tcp(sc_app_conn_t *conn, sc_tcp_decision_t decision, const char *error, uint64_t sent,
+                    uint64_t received)
 {
     sc_oworker_t *w = conn->worker;
     struct timeval end;
     gettimeofday(&end, NULL);
     int64_t duration_us = sc_accesslog_elapsed_us(&conn->tcp_begin_at, &end);
-    sc_metrics_count_tcp(&w->metrics, strcmp(decision, "deny") == 0 ? SC_TCP_DENY : SC_TCP_PASSTHROUGH,
-                         sent + received);
+    sc_metrics_count_tcp(&w->metrics, decision, sent + received);
     sc_logline_t line;
     sc_logline_begin(&line);
     sc_accesslog_timestamp(&w->accesslog, &line, "ts", &conn->tcp_begin_at);
@@ -387,7 +387,7 @@ static void log_tcp(sc_app_conn_t *conn, const char *decision, const char *error
     sc_logline_null(&line, "peer_id");
     sc_logline_cstr(&line, "original_dst", conn->original_dst_text);
     sc_logline_cstr(&line, "protocol", "tcp");
-    sc_logline_cstr(&line, "decision", decision);
+    sc_logline_cstr(&line, "decision", sc_metrics_tcp_decision_name(decision));
     sc_logline_cstr(&line, "error", error);
     sc_logline_int(&line, "bytes_sent", (int64_t)sent);
     sc_logline_int(&line, "bytes_received", (int64_t)received);
@@ -400,7 +400,7 @@ static void on_tcp_done(void *data, const sc_tcprelay_result_t *res)
     sc_app_conn_t *conn = data;
     if (res->error != NULL && strcmp(res->error, "client-reset") != 0)
         cmn_log_warn("outbound TCP to %s: %s", conn->original_dst_text, res->detail);
-    log_tcp(conn, "passthrough", res->error, res->bytes_up, res->bytes_down);
+    log_tcp(conn, SC_TCP_PASSTHROUGH, res->error, res->bytes_up, res->bytes_down);
     close_app_conn(conn, res->dest_reset);
 }
 
@@ -412,19 +412,19 @@ static void serve_tcp(sc_app_conn_t *conn)
     gettimeofday(&conn->tcp_begin_at, NULL);
     if (sc_outbound_route_redirected(w->routes, (struct sockaddr *)&conn->original_dst, NULL, 0, &by_dst) != NULL) {
         /* a meshed destination takes only mTLS: its inbound side refuses plaintext, and TCP is not tunneled yet */
-        log_tcp(conn, "deny", "tcp-to-mesh", 0, 0);
+        log_tcp(conn, SC_TCP_DENY, "tcp-to-mesh", 0, 0);
         close_app_conn(conn, 1);
         return;
     }
     if (w->outbound->unknown_deny) {
-        log_tcp(conn, "deny", "outbound-unknown", 0, 0);
+        log_tcp(conn, SC_TCP_DENY, "outbound-unknown", 0, 0);
         close_app_conn(conn, 1);
         return;
     }
     if (sc_tcprelay_start(&w->base.loop, (uv_stream_t *)&conn->tcp, (struct sockaddr *)&conn->original_dst,
                           conn->detect_buf, conn->detect_len, w->outbound->upstream_timeout_ms, on_tcp_done,
                           conn) == NULL) {
-        log_tcp(conn, "passthrough", "connect-failed", 0, 0);
+        log_tcp(conn, SC_TCP_PASSTHROUGH, "connect-failed", 0, 0);
         close_app_conn(conn, 1);
     }
 }
@@ -443,11 +443,17 @@ static void serve_http(sc_app_conn_t *conn)
     sc_front_serve(&w->front, sock, SC_FRONT_HTTP1);
 }
 
-static void detect_done(sc_app_conn_t *conn, sc_detect_t verdict)
+/* Stops reading for detection and its timer; the bytes read stay in detect_buf for whoever serves the connection. */
+static void detect_stop(sc_app_conn_t *conn)
 {
     uv_read_stop((uv_stream_t *)&conn->tcp);
     if (h2o_timeout_is_linked(&conn->detect_entry))
         h2o_timeout_unlink(&conn->detect_entry);
+}
+
+static void detect_done(sc_app_conn_t *conn, sc_detect_t verdict)
+{
+    detect_stop(conn);
     if (verdict == SC_DETECT_HTTP1 || verdict == SC_DETECT_HTTP2)
         serve_http(conn);
     else
@@ -474,9 +480,7 @@ static void on_detect_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
             detect_done(conn, SC_DETECT_TCP); /* sent a little and half-closed: TCP, with the close passed on */
             return;
         }
-        uv_read_stop(stream); /* left before saying anything: nothing to carry */
-        if (h2o_timeout_is_linked(&conn->detect_entry))
-            h2o_timeout_unlink(&conn->detect_entry);
+        detect_stop(conn); /* left before saying anything: nothing to carry */
         free(conn->detect_buf);
         conn->detect_buf = NULL;
         close_app_conn(conn, 0);

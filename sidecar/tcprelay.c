@@ -38,8 +38,8 @@ struct st_sc_tcprelay_t {
     sc_tcprelay_result_t res;
     sc_tcprelay_done_cb done;
     void *data;
+    struct st_sc_relay_write_t *first; /* the bytes the caller read before the relay began, until the connect */
     size_t first_len;
-    char *first;
 };
 
 typedef struct st_sc_relay_write_t {
@@ -240,13 +240,9 @@ static void on_connect(uv_connect_t *req, int status)
     }
     r->connected = 1;
     uv_tcp_nodelay(&r->dest, 1);
-    if (r->first_len != 0) {
-        sc_relay_write_t *w = malloc(sizeof(*w));
-        if (w == NULL) {
-            finish(r, "client-reset", "out of memory");
-            return;
-        }
-        memcpy(w->bytes, r->first, r->first_len);
+    if (r->first != NULL) {
+        sc_relay_write_t *w = r->first; /* the write owns it from here */
+        r->first = NULL;
         r->side[CLIENT].bytes += r->first_len; /* read before the relay began, counted as the client's */
         if (relay_write(r, w, r->first_len, DEST) != 0)
             return;
@@ -268,9 +264,9 @@ sc_tcprelay_t *sc_tcprelay_start(uv_loop_t *loop, uv_stream_t *client, const str
     if (r == NULL || first_len > SC_TCPRELAY_READ)
         goto fail;
     if (first_len != 0) {
-        if ((r->first = malloc(first_len)) == NULL)
+        if ((r->first = malloc(sizeof(*r->first))) == NULL)
             goto fail;
-        memcpy(r->first, first, first_len);
+        memcpy(r->first->bytes, first, first_len);
         r->first_len = first_len;
     }
     r->done = done;
