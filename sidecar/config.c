@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "certs/pem.h"
 #include "certs/spiffe.h"
@@ -576,4 +577,25 @@ char *sc_config_to_json(const sc_config_t *cfg)
     out = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(obj);
     return out;
+}
+
+int sc_resolve_addr(const char *hostport, struct sockaddr_storage *sa, socklen_t *len)
+{
+    char host[SC_ADDR_MAX];
+    uint16_t port;
+
+    memset(sa, 0, sizeof(*sa));
+    if (sc_addr_split(hostport, host, sizeof(host), &port) != 0)
+        return SC_E_ADDRESS;
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)sa) == 0) {
+        *len = sizeof(struct sockaddr_in);
+        return 0;
+    }
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)sa) == 0) {
+        *len = sizeof(struct sockaddr_in6);
+        return 0;
+    }
+    return SC_E_ADDRESS;
 }

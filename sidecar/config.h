@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "sidecar/error.h"
 
@@ -121,6 +122,9 @@ const char *sc_config_outbound_addr(const sc_config_t *cfg);
 
 /* True when host (the part of a host:port before the port) is a loopback address. */
 int sc_addr_is_loopback(const char *hostport);
+
+/* Resolves "host:port" (numeric or "localhost") into sa. Returns 0 or SC_E_ADDRESS. */
+int sc_resolve_addr(const char *hostport, struct sockaddr_storage *sa, socklen_t *len) __attribute__((warn_unused_result));
 
 /* Splits "host:port" or "[v6]:port" into host (NUL-terminated) and port. Returns 0 or SC_E_ADDRESS. */
 int sc_addr_split(const char *hostport, char *host, size_t host_cap, uint16_t *port) __attribute__((warn_unused_result));

@@ -637,27 +637,6 @@ int sc_inbound_stopped(sc_inbound_t *in)
     return 1;
 }
 
-int sc_resolve_addr(const char *hostport, struct sockaddr_storage *sa, socklen_t *len)
-{
-    char host[SC_ADDR_MAX];
-    uint16_t port;
-
-    memset(sa, 0, sizeof(*sa));
-    if (sc_addr_split(hostport, host, sizeof(host), &port) != 0)
-        return SC_E_ADDRESS;
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, sizeof(host), "127.0.0.1");
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)sa) == 0) {
-        *len = sizeof(struct sockaddr_in);
-        return 0;
-    }
-    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)sa) == 0) {
-        *len = sizeof(struct sockaddr_in6);
-        return 0;
-    }
-    return SC_E_ADDRESS;
-}
-
 void sc_inbound_refuse_tunnel_port(sc_inbound_t *in, uint16_t port)
 {
     if (port != 0 && in->num_tunnel_refused != SC_INBOUND_TUNNEL_REFUSED_MAX)

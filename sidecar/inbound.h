@@ -117,7 +117,5 @@ int sc_inbound_stopped(sc_inbound_t *in);
 /* After sc_inbound_stopped(): the connections still open when the workers stopped (cut at the deadline). */
 size_t sc_inbound_cut_connections(sc_inbound_t *in);
 
-/* Resolves "host:port" (numeric or "localhost") into sa. Returns 0 or SC_E_ADDRESS. */
-int sc_resolve_addr(const char *hostport, struct sockaddr_storage *sa, socklen_t *len) __attribute__((warn_unused_result));
 
 #endif

@@ -5,15 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sidecar/probeserver.h"
+
 #include "common/log.h"
-#include "sidecar/localhttp.h"
-#include "sidecar/sidecar.h"
 
 #define ANSWER_MAX 256 /* bytes in a one-line answer */
 
 typedef struct st_sc_probe_handler_t {
     h2o_handler_t super;
-    sc_sidecar_t *sc;
+    sc_probe_server_t *server;
 } sc_probe_handler_t;
 
 /*
@@ -153,7 +153,7 @@ static void on_connect(uv_connect_t *connect, int status)
 }
 
 /* Starts checking the app for req; the answer comes from a callback, never before this returns. */
-static void start_check(sc_sidecar_t *sc, h2o_req_t *req, const sc_app_probe_t *probe)
+static void start_check(sc_probe_server_t *p, h2o_req_t *req, const sc_app_probe_t *probe)
 {
     sc_probe_check_t *check = calloc(1, sizeof(*check));
     struct sockaddr_in sa;
@@ -167,8 +167,8 @@ static void start_check(sc_sidecar_t *sc, h2o_req_t *req, const sc_app_probe_t *
     check->req = req;
     check->link = h2o_mem_alloc_shared(&req->pool, sizeof(*check->link), on_req_dispose);
     *check->link = check;
-    uv_tcp_init(sc->loop, &check->tcp);
-    uv_timer_init(sc->loop, &check->timer);
+    uv_tcp_init(p->loop, &check->tcp);
+    uv_timer_init(p->loop, &check->timer);
     check->tcp.data = check->timer.data = check->connect.data = check;
     check->open_handles = 2;
     uv_timer_start(&check->timer, on_timeout, probe->timeout_ms, 0);
@@ -181,7 +181,7 @@ static int on_probe_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     sc_probe_handler_t *self = (void *)_self;
     /* the raw path: kubelet asks for the exact path it was given, and a query or dot segment is not it */
-    const sc_app_probe_t *probe = sc_app_probes_find(&self->sc->app_probes, req->path.base, req->path.len);
+    const sc_app_probe_t *probe = sc_app_probes_find(&self->server->probes, req->path.base, req->path.len);
 
     if (probe == NULL) {
         sc_localhttp_send_text(req, 404, "Not Found", "not found\n");
@@ -189,21 +189,21 @@ static int on_probe_req(h2o_handler_t *_self, h2o_req_t *req)
                !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
         sc_localhttp_send_text(req, 405, "Method Not Allowed", "use GET\n");
     } else {
-        start_check(self->sc, req, probe);
+        start_check(self->server, req, probe);
     }
     return 0;
 }
 
-int sc_probe_start(sc_sidecar_t *sc, char *err, size_t err_cap)
+int sc_probe_start(sc_probe_server_t *p, uv_loop_t *loop, const sc_config_t *cfg, const int *draining, char *err,
+                   size_t err_cap)
 {
-    const sc_config_t *cfg = sc->cfg;
     struct sockaddr_storage sa;
     socklen_t salen;
     int rc;
 
     if (cfg->probe_listen[0] == '\0')
         return 0;
-    if (cfg->app_probes[0] != '\0' && (rc = sc_app_probes_load(cfg->app_probes, &sc->app_probes, err, err_cap)) != 0)
+    if (cfg->app_probes[0] != '\0' && (rc = sc_app_probes_load(cfg->app_probes, &p->probes, err, err_cap)) != 0)
         return rc;
     if (sc_resolve_addr(cfg->probe_listen, &sa, &salen) != 0) {
         snprintf(err, err_cap, "--probe-listen %s: not a numeric IPv4/IPv6 address and port", cfg->probe_listen);
@@ -211,18 +211,19 @@ int sc_probe_start(sc_sidecar_t *sc, char *err, size_t err_cap)
     }
     /* its own server with one handler: nothing of the admin API is reachable from here; reachable from the pod
        network, it keeps to a budget so a flood cannot take descriptors the admin endpoint needs */
-    sc_probe_handler_t *handler = (void *)sc_localhttp_init(&sc->probe, sc->loop, "seam-sidecar-probe", sizeof(*handler),
-                                                            on_probe_req, SC_PROBE_CONNS_MAX, &sc->draining);
-    handler->sc = sc;
-    if ((rc = sc_localhttp_listen(&sc->probe, (struct sockaddr *)&sa)) != 0) {
+    p->loop = loop;
+    sc_probe_handler_t *handler = (void *)sc_localhttp_init(&p->http, loop, "seam-sidecar-probe", sizeof(*handler),
+                                                            on_probe_req, SC_PROBE_CONNS_MAX, draining);
+    handler->server = p;
+    if ((rc = sc_localhttp_listen(&p->http, (struct sockaddr *)&sa)) != 0) {
         snprintf(err, err_cap, "--probe-listen %s: cannot listen: %s", cfg->probe_listen, uv_strerror(rc));
         return SC_E_LISTEN;
     }
-    cmn_log_info("probe listener %s: %zu app probe(s)", cfg->probe_listen, sc->app_probes.num);
+    cmn_log_info("probe listener %s: %zu app probe(s)", cfg->probe_listen, p->probes.num);
     return 0;
 }
 
-void sc_probe_stop(sc_sidecar_t *sc)
+void sc_probe_stop(sc_probe_server_t *p)
 {
-    sc_localhttp_stop(&sc->probe);
+    sc_localhttp_stop(&p->http);
 }

@@ -14,7 +14,6 @@
 #include "common/wait.h"
 #include "sidecar/identity/ca_client.h"
 #include "sidecar/identity/token.h"
-#include "sidecar/sidecar.h"
 
 typedef enum { JOB_SIGN, JOB_BUNDLE } job_kind_t;
 
@@ -133,7 +132,7 @@ Issued:
         goto Exit;
     }
     sc_tls_parts_t parts = {res.chain, key, bundle, "the chain from seam-ca", "the new key", "the bundle from seam-ca"};
-    if (sc_tls_build(&parts, &sc_sidecar_tls_hooks, job->now, &job->fresh, err, sizeof(err)) != 0) {
+    if (sc_tls_build(&parts, job->r->host.hooks, job->now, &job->fresh, err, sizeof(err)) != 0) {
         snprintf(job->detail, sizeof(job->detail), "%s", err);
         goto Exit;
     }
@@ -184,7 +183,7 @@ static void run_bundle(renewal_job_t *job, crt_bundle_t *trust)
     parts.key_source = "the current key";
     parts.bundle_source = "the bundle from seam-ca";
     job->failure = SC_CA_OK;
-    if (sc_tls_build(&parts, &sc_sidecar_tls_hooks, job->now, &fresh, err, sizeof(err)) != 0) {
+    if (sc_tls_build(&parts, job->r->host.hooks, job->now, &fresh, err, sizeof(err)) != 0) {
         /* a root rotation finished before this sidecar renewed: renew, the reply carries both */
         job->own_chain_untrusted = 1;
         snprintf(job->detail, sizeof(job->detail), "%s", err);
@@ -240,14 +239,14 @@ static void start_job(sc_renewal_t *r, job_kind_t kind)
     job->req.data = job;
     job->r = r;
     job->kind = kind;
-    job->cfg = r->sc->cfg;
+    job->cfg = r->host.cfg;
     job->now = time(NULL);
-    if ((job->current = r->sc->tls) != NULL)
+    if ((job->current = *r->host.current) != NULL)
         sc_tls_addref(job->current);
     r->busy = 1;
     if (kind == JOB_SIGN)
         uv_timer_stop(&r->sign_timer);
-    if (uv_queue_work(r->sc->loop, &job->req, on_job_work, on_job_done) != 0) {
+    if (uv_queue_work(r->host.loop, &job->req, on_job_work, on_job_done) != 0) {
         r->busy = 0;
         sc_tls_release(job->current);
         free(job);
@@ -266,7 +265,7 @@ static uint32_t random_u32(void)
 static void on_expiry_timer(uv_timer_t *timer)
 {
     sc_renewal_t *r = timer->data;
-    const sc_tls_t *tls = r->sc->tls;
+    const sc_tls_t *tls = *r->host.current;
     char until[32];
 
     if (tls == NULL || tls->leaf.not_after > time(NULL))
@@ -279,13 +278,13 @@ static void on_expiry_timer(uv_timer_t *timer)
 
 static void sign_done(sc_renewal_t *r, renewal_job_t *job)
 {
-    sc_sidecar_t *sc = r->sc;
+    const sc_tls_t *current = *r->host.current;
     time_t now = time(NULL);
     char until[32], next[32];
 
     if (job->failure == SC_CA_OK) {
         sc_tls_t *fresh = job->fresh;
-        const char *old_serial = sc->tls != NULL ? sc->tls->leaf.serial : NULL;
+        const char *old_serial = current != NULL ? current->leaf.serial : NULL;
         char previous[sizeof(fresh->leaf.serial) + 8];
         snprintf(previous, sizeof(previous), "%s", old_serial != NULL ? old_serial : "");
         job->fresh = NULL;
@@ -294,7 +293,7 @@ static void sign_done(sc_renewal_t *r, renewal_job_t *job)
         time_t from = fresh->leaf.not_before > now ? fresh->leaf.not_before : now;
         sc_rotation_on_success(&r->rot, from, fresh->leaf.not_after, now, random_u32());
         r->last_error[0] = '\0';
-        ++sc->proc.rotations_ok;
+        ++*r->host.rotations_ok;
         crt_format_time(fresh->leaf.not_after, until, sizeof(until));
         crt_format_time(r->rot.due, next, sizeof(next));
         if (previous[0] == '\0')
@@ -304,23 +303,21 @@ static void sign_done(sc_renewal_t *r, renewal_job_t *job)
             cmn_log_info("certificate renewed by seam-ca (credential: %s): %s serial %s -> %s valid until %s; next "
                          "renewal at %s",
                          job->credential, fresh->spiffe_id, previous, fresh->leaf.serial, until, next);
-        sc_sidecar_publish_tls(sc, fresh);
+        r->host.publish(r->host.data, fresh);
         /* at expiry, and every minute while no successor arrives, the log says so */
         uv_timer_start(&r->expiry_timer, on_expiry_timer, (uint64_t)(fresh->leaf.not_after - now) * 1000 + 100,
                        SC_ROTATION_EXPIRED_LOG_MS);
         return;
     }
     int64_t wait = sc_rotation_on_failure(&r->rot, now, cmn_monotonic_ms());
-    ++sc->proc.rotations_failed;
+    ++*r->host.rotations_failed;
     snprintf(r->last_error, sizeof(r->last_error), "%s: %s", sc_ca_failure_name(job->failure), job->detail);
-    cmn_log_error("certificate %s failed (%s); retry %u in %lld ms", sc->tls == NULL ? "request" : "renewal",
+    cmn_log_error("certificate %s failed (%s); retry %u in %lld ms", current == NULL ? "request" : "renewal",
                   r->last_error, r->rot.failures, (long long)wait);
 }
 
 static void bundle_done(sc_renewal_t *r, renewal_job_t *job)
 {
-    sc_sidecar_t *sc = r->sc;
-
     if (job->failure != SC_CA_OK) {
         /* one line per outage, not one per poll */
         if (r->bundle_failures++ == 0)
@@ -345,7 +342,7 @@ static void bundle_done(sc_renewal_t *r, renewal_job_t *job)
     sc_tls_t *fresh = job->fresh;
     job->fresh = NULL;
     cmn_log_info("trust bundle updated from seam-ca: %d root(s)", sk_X509_num(crt_bundle_roots(fresh->bundle)));
-    sc_sidecar_publish_tls(sc, fresh);
+    r->host.publish(r->host.data, fresh);
 }
 
 static void on_job_done(uv_work_t *req, int status)
@@ -388,7 +385,7 @@ static void on_sign_timer(uv_timer_t *timer)
 static void on_bundle_timer(uv_timer_t *timer)
 {
     sc_renewal_t *r = timer->data;
-    if (r->sc->tls == NULL)
+    if (*r->host.current == NULL)
         return; /* the first certificate brings a bundle */
     if (r->busy)
         r->bundle_wanted = 1;
@@ -420,14 +417,14 @@ void sc_renewal_force(sc_renewal_t *r)
         start_job(r, JOB_SIGN);
 }
 
-int sc_renewal_start(sc_renewal_t *r, sc_sidecar_t *sc, char *err, size_t err_cap)
+int sc_renewal_start(sc_renewal_t *r, const sc_renewal_host_t *host, char *err, size_t err_cap)
 {
-    const sc_config_t *cfg = sc->cfg;
+    const sc_config_t *cfg = host->cfg;
     crt_spiffe_id_t parsed;
     char *token = NULL, why[512];
 
     memset(r, 0, sizeof(*r));
-    r->sc = sc;
+    r->host = *host;
     if (cfg->spiffe_id[0] != '\0') {
         snprintf(r->spiffe_id, sizeof(r->spiffe_id), "%s", cfg->spiffe_id);
     } else {
@@ -446,11 +443,11 @@ int sc_renewal_start(sc_renewal_t *r, sc_sidecar_t *sc, char *err, size_t err_ca
         return -1;
     }
     sc_ca_identity_for(parsed.trust_domain, parsed.trust_domain_len, r->ca_id, sizeof(r->ca_id));
-    uv_timer_init(sc->loop, &r->sign_timer);
+    uv_timer_init(host->loop, &r->sign_timer);
     r->sign_timer.data = r;
-    uv_timer_init(sc->loop, &r->bundle_timer);
+    uv_timer_init(host->loop, &r->bundle_timer);
     r->bundle_timer.data = r;
-    uv_timer_init(sc->loop, &r->expiry_timer);
+    uv_timer_init(host->loop, &r->expiry_timer);
     r->expiry_timer.data = r;
     uv_timer_start(&r->bundle_timer, on_bundle_timer, (uint64_t)cfg->bundle_refresh_ms, (uint64_t)cfg->bundle_refresh_ms);
     cmn_log_info("asking seam-ca at %s for %s (expecting the CA to be %s)", cfg->ca_url, r->spiffe_id, r->ca_id);
@@ -460,7 +457,7 @@ int sc_renewal_start(sc_renewal_t *r, sc_sidecar_t *sc, char *err, size_t err_ca
 
 void sc_renewal_stop(sc_renewal_t *r)
 {
-    if (r->sc == NULL || r->stopped)
+    if (r->host.loop == NULL || r->stopped)
         return;
     r->stopped = 1;
     uv_close((uv_handle_t *)&r->sign_timer, NULL);

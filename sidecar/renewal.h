@@ -7,11 +7,27 @@
 #include <uv.h>
 
 #include "certs/spiffe.h"
+#include "sidecar/config.h"
 #include "sidecar/identity/rotation.h"
-
-struct st_sc_sidecar_t;
+#include "sidecar/tls.h"
 
 #define SC_RENEWAL_DETAIL_MAX 1200
+
+/*
+ * What renewal needs from the process that runs it: the main loop, the
+ * configuration, the snapshot in force, and where a new one goes. All of it
+ * is used on the main thread only.
+ */
+typedef struct st_sc_renewal_host_t {
+    uv_loop_t *loop;
+    const sc_config_t *cfg;
+    const sc_tls_hooks_t *hooks;   /* the TLS hooks of the snapshots it builds */
+    sc_tls_t *const *current;      /* the snapshot in force; NULL before the first certificate */
+    void (*publish)(void *data, sc_tls_t *fresh); /* takes over the reference */
+    uint64_t *rotations_ok;        /* counted here, shown by the metrics */
+    uint64_t *rotations_failed;
+    void *data;
+} sc_renewal_host_t;
 
 /*
  * The main thread's view of the CA-issued identity. Exchanges with seam-ca
@@ -19,7 +35,7 @@ struct st_sc_sidecar_t;
  * back to the main loop, which publishes it. One job at a time.
  */
 typedef struct st_sc_renewal_t {
-    struct st_sc_sidecar_t *sc;
+    sc_renewal_host_t host;
     char spiffe_id[CRT_SPIFFE_ID_MAX + 1]; /* the identity this sidecar asks for */
     char ca_id[CRT_SPIFFE_ID_MAX + 1];     /* the identity seam-ca must present */
     sc_rotation_t rot;
@@ -40,7 +56,7 @@ typedef struct st_sc_renewal_t {
  * subject in --trust-domain) and starts: the first request to seam-ca goes out
  * at once. Returns 0, or -1 with one line in err (exit 1: nothing can be asked).
  */
-int sc_renewal_start(sc_renewal_t *r, struct st_sc_sidecar_t *sc, char *err, size_t err_cap)
+int sc_renewal_start(sc_renewal_t *r, const sc_renewal_host_t *host, char *err, size_t err_cap)
     __attribute__((warn_unused_result));
 
 /* POST /rotate: renew now (after the job in flight, if any). */

@@ -255,8 +255,8 @@ static void on_drain_poll(uv_timer_t *timer)
     }
     cmn_log_info("drained; exiting");
     sc->draining = 2;
-    sc_admin_stop(sc);
-    sc_probe_stop(sc);
+    sc_admin_stop(&sc->admin);
+    sc_probe_stop(&sc->probe);
     close_if_open((uv_handle_t *)&sc->drain_poll);
     close_if_open((uv_handle_t *)&sc->policy_debounce);
     if (!sc->ca_mode)
@@ -433,8 +433,11 @@ void sc_sidecar_publish_tls(sc_sidecar_t *sc, sc_tls_t *tls)
     }
     if (sc->tls == NULL) {
         sc->tls = tls;
-        if (start_listeners(sc) != 0)
-            exit(1); /* a CA-mode sidecar that cannot bind is as dead as a static one: let the supervisor see it */
+        if (start_listeners(sc) != 0) {
+            /* a CA-mode sidecar that cannot bind is as dead as a static one: let the supervisor see it */
+            sc->start_failed = 1;
+            uv_stop(sc->loop);
+        }
         return;
     }
     if (sc->has_inbound)
@@ -443,6 +446,33 @@ void sc_sidecar_publish_tls(sc_sidecar_t *sc, sc_tls_t *tls)
         sc_outbound_publish_tls(&sc->outbound, tls);
     sc_tls_release(sc->tls);
     sc->tls = tls;
+}
+
+/* The admin endpoint's view of the workers' counters (sc_admin_view_t). */
+static size_t worker_metrics(void *data, sc_metrics_t **list, size_t cap)
+{
+    sc_sidecar_t *sc = data;
+    size_t n = 0;
+    if (sc->has_inbound)
+        for (size_t i = 0; i != sc->inbound.num_workers && n != cap; ++i)
+            list[n++] = &sc->inbound.workers[i].metrics;
+    if (sc->has_outbound)
+        for (size_t i = 0; i != sc->outbound.num_workers && n != cap; ++i)
+            list[n++] = &sc->outbound.workers[i].metrics;
+    return n;
+}
+
+/* POST /rotate (sc_admin_view_t). */
+static void rotate_now(void *data)
+{
+    sc_sidecar_t *sc = data;
+    sc_renewal_force(&sc->renewal);
+}
+
+/* The renewal's way to publish (sc_renewal_host_t). */
+static void publish_renewed(void *data, sc_tls_t *fresh)
+{
+    sc_sidecar_publish_tls(data, fresh);
 }
 
 int sc_sidecar_run(const sc_config_t *cfg)
@@ -480,7 +510,19 @@ int sc_sidecar_run(const sc_config_t *cfg)
         cmn_log_error("--routes: %s", err);
         return 1;
     }
-    if (sc_admin_start(sc, err, sizeof(err)) != 0 || sc_probe_start(sc, err, sizeof(err)) != 0) {
+    const sc_admin_view_t view = {.cfg = cfg,
+                                  .tls = &sc->tls,
+                                  .renewal = sc->ca_mode ? &sc->renewal : NULL,
+                                  .policy = &sc->policy,
+                                  .policy_loaded_at = &sc->policy_loaded_at,
+                                  .last_rotation = &sc->last_rotation,
+                                  .proc = &sc->proc,
+                                  .draining = &sc->draining,
+                                  .worker_metrics = worker_metrics,
+                                  .rotate = rotate_now,
+                                  .data = sc};
+    if (sc_admin_start(&sc->admin, sc->loop, &view, err, sizeof(err)) != 0 ||
+        sc_probe_start(&sc->probe, sc->loop, cfg, &sc->draining, err, sizeof(err)) != 0) {
         cmn_log_error("%s", err);
         return 1;
     }
@@ -493,7 +535,15 @@ int sc_sidecar_run(const sc_config_t *cfg)
     start_routes_watch(sc);
     if (sc->ca_mode) {
         /* the listeners start when the first certificate arrives; until then connections are refused */
-        if (sc_renewal_start(&sc->renewal, sc, err, sizeof(err)) != 0) {
+        const sc_renewal_host_t host = {.loop = sc->loop,
+                                        .cfg = cfg,
+                                        .hooks = &sc_sidecar_tls_hooks,
+                                        .current = &sc->tls,
+                                        .publish = publish_renewed,
+                                        .rotations_ok = &sc->proc.rotations_ok,
+                                        .rotations_failed = &sc->proc.rotations_failed,
+                                        .data = sc};
+        if (sc_renewal_start(&sc->renewal, &host, err, sizeof(err)) != 0) {
             cmn_log_error("%s", err);
             return 1;
         }
@@ -503,5 +553,5 @@ int sc_sidecar_run(const sc_config_t *cfg)
             return 1;
     }
     uv_run(sc->loop, UV_RUN_DEFAULT);
-    return 0;
+    return sc->start_failed ? 1 : 0;
 }

@@ -5,22 +5,19 @@
 #include <time.h>
 #include <uv.h>
 
-#include "sidecar/appprobe.h"
+#include "sidecar/admin.h"
 #include "sidecar/config.h"
 #include "sidecar/inbound.h"
-#include "sidecar/localhttp.h"
 #include "sidecar/metrics.h"
 #include "sidecar/outbound.h"
 #include "sidecar/policy.h"
+#include "sidecar/probeserver.h"
 #include "sidecar/renewal.h"
 #include "sidecar/tls.h"
 
 #define SC_POLICY_RELOAD_DEBOUNCE_MS 100 /* a burst of file events becomes one reload */
 #define SC_IDENTITY_RELOAD_DEBOUNCE_MS 500 /* certificate and key are often written one after the other */
 #define SC_DRAIN_POLL_MS 50              /* how often the main loop checks that workers stopped */
-#define SC_ADMIN_CONNS_MAX 32            /* admin connections open at once; more are closed at once (inside SC_FD_RESERVE) */
-#define SC_PROBE_CONNS_MAX 32            /* probe-listener connections open at once, each with at most one check
-                                            of the app in flight; more are closed at once (inside SC_FD_RESERVE) */
 
 /* The process's main-thread state. Workers never touch it. */
 typedef struct st_sc_sidecar_t {
@@ -42,13 +39,10 @@ typedef struct st_sc_sidecar_t {
     int routes_watching;
     uv_timer_t routes_debounce;
     int draining;
+    int start_failed; /* CA mode: the listeners could not start with the first certificate; the loop stops */
     sc_metrics_process_t proc;
-    sc_metrics_t admin_metrics; /* zero: the admin endpoint counts nothing, but /metrics sums a list */
-    /* admin endpoint */
-    sc_localhttp_t admin;
-    /* probe listener (--probe-listen): kubelet's probes of the app */
-    sc_app_probes_t app_probes;
-    sc_localhttp_t probe;
+    sc_admin_t admin;        /* the admin endpoint */
+    sc_probe_server_t probe; /* --probe-listen: kubelet's probes of the app */
     /* signals, file watch, timers */
     uv_signal_t sigterm, sigint, sighup;
     uv_fs_event_t policy_watch;
@@ -71,21 +65,5 @@ void sc_sidecar_publish_tls(sc_sidecar_t *sc, sc_tls_t *tls);
 
 /* Runs the sidecar until it has drained after SIGTERM. Returns the process exit code (0, or 1 on start-up failure). */
 int sc_sidecar_run(const sc_config_t *cfg);
-
-/* Admin endpoint (admin.c): binds cfg->admin on sc->loop. Returns 0, SC_E_ADDRESS or SC_E_LISTEN with err. */
-int sc_admin_start(sc_sidecar_t *sc, char *err, size_t err_cap) __attribute__((warn_unused_result));
-
-/* Stops accepting admin connections. */
-void sc_admin_stop(sc_sidecar_t *sc);
-
-/*
- * Probe listener (probeserver.c): loads --app-probes and binds
- * --probe-listen on sc->loop, when given. Returns 0, SC_E_USAGE,
- * SC_E_ADDRESS or SC_E_LISTEN with err.
- */
-int sc_probe_start(sc_sidecar_t *sc, char *err, size_t err_cap) __attribute__((warn_unused_result));
-
-/* Stops accepting probe connections; checks in flight finish or die with the loop. */
-void sc_probe_stop(sc_sidecar_t *sc);
 
 #endif
