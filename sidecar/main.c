@@ -5,7 +5,7 @@
 #include "common/log.h"
 #include "common/probe.h"
 #include "common/version.h"
-#include "sidecar/config.h"
+#include "sidecar/policy/config.h"
 #include "sidecar/sidecar.h"
 
 static const char probe_usage[] =

@@ -10,7 +10,16 @@
 #include <sys/resource.h>
 
 #include "common/log.h"
-#include "sidecar/connlimit.h"
+#include "sidecar/policy/connlimit.h"
+
+/* The TLS hooks of every snapshot: inbound (server) handshakes report to the inbound side, outbound (client)
+   ones to the mesh client. */
+static const sc_tls_hooks_t tls_hooks = {.on_verify = sc_inbound_on_tls_verify,
+                                         .on_info = sc_inbound_on_tls_info,
+                                         .client_expected_id = sc_upstream_expected_id,
+                                         .on_client_verify = sc_upstream_on_verify,
+                                         .on_client_session = sc_upstream_on_session,
+                                         .on_client_info = sc_upstream_on_info};
 
 static void reload_policy(sc_sidecar_t *sc, const char *why)
 {
@@ -63,7 +72,7 @@ static void reload_identity(sc_sidecar_t *sc, const char *why)
 
     if (sc->draining || sc->ca_mode)
         return; /* seam-ca's certificates renew on their own schedule */
-    if (sc_tls_load(&src, &sc_sidecar_tls_hooks, time(NULL), &tls, err, sizeof(err)) != 0) {
+    if (sc_tls_load(&src, &tls_hooks, time(NULL), &tls, err, sizeof(err)) != 0) {
         snprintf(msg, sizeof(msg), ", the current certificate stays: %s", err);
         refuse_identity(sc, why, msg);
         return;
@@ -491,7 +500,7 @@ int sc_sidecar_run(const sc_config_t *cfg)
     uv_loop_init(&sc->main_loop);
     sc->loop = &sc->main_loop;
 
-    if (!sc->ca_mode && sc_tls_load(&src, &sc_sidecar_tls_hooks, time(NULL), &sc->tls, err, sizeof(err)) != 0) {
+    if (!sc->ca_mode && sc_tls_load(&src, &tls_hooks, time(NULL), &sc->tls, err, sizeof(err)) != 0) {
         cmn_log_error("%s", err);
         return 1;
     }
@@ -537,7 +546,7 @@ int sc_sidecar_run(const sc_config_t *cfg)
         /* the listeners start when the first certificate arrives; until then connections are refused */
         const sc_renewal_host_t host = {.loop = sc->loop,
                                         .cfg = cfg,
-                                        .hooks = &sc_sidecar_tls_hooks,
+                                        .hooks = &tls_hooks,
                                         .current = &sc->tls,
                                         .publish = publish_renewed,
                                         .rotations_ok = &sc->proc.rotations_ok,

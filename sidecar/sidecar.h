@@ -5,15 +5,15 @@
 #include <time.h>
 #include <uv.h>
 
-#include "sidecar/admin.h"
-#include "sidecar/config.h"
-#include "sidecar/inbound.h"
-#include "sidecar/metrics.h"
-#include "sidecar/outbound.h"
-#include "sidecar/policy.h"
-#include "sidecar/probeserver.h"
-#include "sidecar/renewal.h"
-#include "sidecar/tls.h"
+#include "sidecar/admin/admin.h"
+#include "sidecar/policy/config.h"
+#include "sidecar/mesh/inbound.h"
+#include "sidecar/admin/metrics.h"
+#include "sidecar/mesh/outbound.h"
+#include "sidecar/policy/policy.h"
+#include "sidecar/admin/probeserver.h"
+#include "sidecar/identity/renewal.h"
+#include "sidecar/identity/tls.h"
 
 #define SC_POLICY_RELOAD_DEBOUNCE_MS 100 /* a burst of file events becomes one reload */
 #define SC_IDENTITY_RELOAD_DEBOUNCE_MS 500 /* certificate and key are often written one after the other */

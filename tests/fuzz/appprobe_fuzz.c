@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for sidecar/appprobe.c: the --app-probes table and the
+ * libFuzzer target for sidecar/policy/appprobe.c: the --app-probes table and the
  * judgement of the app's answer. No input crashes either; a table that
  * parses finds each of its own keys, and a judged status is a real one.
  */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sidecar/appprobe.h"
+#include "sidecar/policy/appprobe.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "common/http1.h"
-#include "sidecar/appclient.h"
+#include "sidecar/mesh/appclient.h"
 #include "sidecar/http/h1parse.h"
 #include "tests/fuzz/h1_chunked.h"
 

@@ -1,10 +1,10 @@
-/* libFuzzer target for sidecar/pathnorm.c: no input crashes it, and every accepted output is normal and stays so. */
+/* libFuzzer target for sidecar/http/pathnorm.c: no input crashes it, and every accepted output is normal and stays so. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sidecar/pathnorm.h"
+#include "sidecar/http/pathnorm.h"
 
 static int contains(const char *s, size_t len, const char *needle)
 {

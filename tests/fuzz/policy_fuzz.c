@@ -1,4 +1,4 @@
-/* libFuzzer target for sidecar/policy.c: any file text is refused cleanly or gives a policy that re-parses the same. */
+/* libFuzzer target for sidecar/policy/policy.c: any file text is refused cleanly or gives a policy that re-parses the same. */
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sidecar/policy.h"
+#include "sidecar/policy/policy.h"
 
 /* A request built from a rule's own first patterns: the policy must let it through. */
 static void check_rule_admits(const sc_policy_t *policy, json_t *rule)

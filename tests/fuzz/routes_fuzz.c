@@ -1,4 +1,4 @@
-/* libFuzzer target for sidecar/routes.c: any file text is refused with a message or gives sorted, findable routes. */
+/* libFuzzer target for sidecar/policy/routes.c: any file text is refused with a message or gives sorted, findable routes. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "certs/spiffe.h"
-#include "sidecar/routes.h"
+#include "sidecar/policy/routes.h"
 
 static sc_routes_t *fixed;
 

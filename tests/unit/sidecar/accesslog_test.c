@@ -1,4 +1,4 @@
-/* Tests of sidecar/accesslog.c: the hand-written JSON line says exactly what jansson would. */
+/* Tests of sidecar/admin/accesslog.c: the hand-written JSON line says exactly what jansson would. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sidecar/accesslog.h"
+#include "sidecar/admin/accesslog.h"
 
 /* The line's object as text ("{...}"), for comparing. */
 static char *finish(sc_logline_t *line)

@@ -1,4 +1,4 @@
-/* Table-driven tests of sidecar/adminguard.c: which admin requests may change state. */
+/* Table-driven tests of sidecar/admin/adminguard.c: which admin requests may change state. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "sidecar/adminguard.h"
+#include "sidecar/admin/adminguard.h"
 
 #define ALLOW SC_ADMIN_GUARD_ALLOW
 #define ORIGIN SC_ADMIN_GUARD_E_ORIGIN

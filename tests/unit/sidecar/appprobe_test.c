@@ -1,4 +1,4 @@
-/* Tests of sidecar/appprobe.c: the --app-probes table, its refusals, and the judgement of the app's answer. */
+/* Tests of sidecar/policy/appprobe.c: the --app-probes table, its refusals, and the judgement of the app's answer. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sidecar/appprobe.h"
+#include "sidecar/policy/appprobe.h"
 
 static void test_table(void **state)
 {

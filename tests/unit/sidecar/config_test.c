@@ -1,4 +1,4 @@
-/* Tests of sidecar/config.c: flags, the --config file, combination checks and addresses. */
+/* Tests of sidecar/policy/config.c: flags, the --config file, combination checks and addresses. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "sidecar/config.h"
+#include "sidecar/policy/config.h"
 
 #define MAX_ARGS 32
 

@@ -1,4 +1,4 @@
-/* Tests of sidecar/connlimit.c: the descriptor plan behind the connection budgets, and the shared count. */
+/* Tests of sidecar/policy/connlimit.c: the descriptor plan behind the connection budgets, and the shared count. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <cmocka.h>
 
-#include "sidecar/connlimit.h"
+#include "sidecar/policy/connlimit.h"
 
 static void test_plan(void **state)
 {

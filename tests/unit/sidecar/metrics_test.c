@@ -1,4 +1,4 @@
-/* Tests of sidecar/metrics.c: counting per worker and the Prometheus text of the sum. */
+/* Tests of sidecar/admin/metrics.c: counting per worker and the Prometheus text of the sum. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "sidecar/metrics.h"
+#include "sidecar/admin/metrics.h"
 
 static void assert_line(const char *text, const char *line)
 {

@@ -1,4 +1,4 @@
-/* Tests of sidecar/outbound.c's pure parts: routing a redirected connection by its original destination. */
+/* Tests of sidecar/mesh/outbound.c's pure parts: routing a redirected connection by its original destination. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "sidecar/outbound.h"
+#include "sidecar/mesh/outbound.h"
 
 #define ID "spiffe://pod.test/ns/default/sa/"
 

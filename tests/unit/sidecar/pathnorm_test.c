@@ -1,4 +1,4 @@
-/* Table-driven tests of sidecar/pathnorm.c: every normalisation rule and every refusal. */
+/* Table-driven tests of sidecar/http/pathnorm.c: every normalisation rule and every refusal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "sidecar/pathnorm.h"
+#include "sidecar/http/pathnorm.h"
 
 #define OK SC_PATHNORM_OK
 

@@ -1,4 +1,4 @@
-/* Tests of sidecar/policy.c: every rejection path of the loader, and the matching table. */
+/* Tests of sidecar/policy/policy.c: every rejection path of the loader, and the matching table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "sidecar/policy.h"
+#include "sidecar/policy/policy.h"
 
 #define FRONTEND "spiffe://cluster.local/ns/default/sa/frontend"
 #define OPS_TOOL "spiffe://cluster.local/ns/ops/sa/tool"

@@ -1,4 +1,4 @@
-/* Tests of sidecar/routes.c: lookup rules and every loader rejection, by file, index and field. */
+/* Tests of sidecar/policy/routes.c: lookup rules and every loader rejection, by file, index and field. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "sidecar/routes.h"
+#include "sidecar/policy/routes.h"
 
 #define ID_B "spiffe://cluster.local/ns/default/sa/backend"
 #define ID_D "spiffe://cluster.local/ns/default/sa/db"

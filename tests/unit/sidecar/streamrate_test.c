@@ -1,11 +1,11 @@
-/* Tests of sidecar/streamrate.c: the one-second window and its limits. */
+/* Tests of sidecar/policy/streamrate.c: the one-second window and its limits. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "sidecar/streamrate.h"
+#include "sidecar/policy/streamrate.h"
 
 static void test_resets_over_the_limit(void **state)
 {

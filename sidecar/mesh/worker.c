@@ -1,0 +1,196 @@
+/* The scaffolding both sides' workers share: loop thread, SO_REUSEPORT listener, mailbox wakeup, drain, parking. */
+#include "sidecar/mesh/worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/log.h"
+
+static void close_listener(sc_worker_base_t *base)
+{
+    if (base->listener_open) {
+        base->listener_open = 0;
+        uv_close((uv_handle_t *)&base->listener, NULL);
+    }
+}
+
+static void stop_worker(sc_worker_base_t *base)
+{
+    base->ops->on_stop(base);
+    if (!uv_is_closing((uv_handle_t *)&base->drain_timer))
+        uv_close((uv_handle_t *)&base->drain_timer, NULL);
+    if (!uv_is_closing((uv_handle_t *)&base->wakeup))
+        uv_close((uv_handle_t *)&base->wakeup, NULL);
+    uv_stop(&base->loop);
+}
+
+void sc_worker_base_maybe_finish(sc_worker_base_t *base)
+{
+    if (base->draining && base->num_conns == 0)
+        stop_worker(base);
+}
+
+static void on_drain_deadline(uv_timer_t *timer)
+{
+    sc_worker_base_t *base = timer->data;
+    base->ops->on_drain_timeout(base);
+    stop_worker(base);
+}
+
+static void start_drain(sc_worker_base_t *base)
+{
+    base->draining = 1;
+    close_listener(base);
+    if (base->front != NULL)
+        sc_front_shutdown(base->front);
+    uv_timer_start(&base->drain_timer, on_drain_deadline, base->drain_timeout_ms, 0);
+    sc_worker_base_maybe_finish(base);
+}
+
+static void on_wakeup(uv_async_t *async)
+{
+    sc_worker_base_t *base = async->data;
+    int drain;
+
+    base->ops->on_mail(base);
+    pthread_mutex_lock(&base->mailbox_lock);
+    drain = base->drain_requested;
+    pthread_mutex_unlock(&base->mailbox_lock);
+    if (drain && !base->draining)
+        start_drain(base);
+}
+
+void sc_worker_base_init(sc_worker_base_t *base, const sc_worker_ops_t *ops, size_t index, uint64_t drain_timeout_ms)
+{
+    base->ops = ops;
+    base->index = index;
+    base->drain_timeout_ms = drain_timeout_ms;
+    uv_loop_init(&base->loop);
+    pthread_mutex_init(&base->mailbox_lock, NULL);
+    pthread_cond_init(&base->parked, NULL);
+    uv_async_init(&base->loop, &base->wakeup, on_wakeup);
+    base->wakeup.data = base;
+    uv_timer_init(&base->loop, &base->drain_timer);
+    base->drain_timer.data = base;
+}
+
+int sc_worker_base_listen(sc_worker_base_t *base, const struct sockaddr *sa, uv_connection_cb on_connection, char *err,
+                          size_t err_cap)
+{
+    uv_os_fd_t fd;
+    int one = 1, rc;
+
+    if ((rc = uv_tcp_init_ex(&base->loop, &base->listener, sa->sa_family)) != 0)
+        goto Error;
+    base->listener_open = 1;
+    base->listener.data = base;
+    if ((rc = uv_fileno((uv_handle_t *)&base->listener, &fd)) != 0)
+        goto Error;
+    /* every worker binds the same address: the kernel spreads the connections */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        rc = uv_translate_sys_error(errno);
+        goto Error;
+    }
+    if ((rc = uv_tcp_bind(&base->listener, sa, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&base->listener, SC_LISTEN_BACKLOG, on_connection)) != 0)
+        goto Error;
+    return 0;
+Error:
+    snprintf(err, err_cap, "%s", uv_strerror(rc));
+    return SC_E_LISTEN;
+}
+
+static void on_refused_close(uv_handle_t *handle)
+{
+    free(handle);
+}
+
+void sc_worker_base_refuse_pending(sc_worker_base_t *base)
+{
+    uv_tcp_t *tcp = malloc(sizeof(*tcp));
+    if (tcp == NULL)
+        return; /* out of memory: the connection stays queued */
+    uv_tcp_init(&base->loop, tcp);
+    /* on failure there is nothing to close but the handle; uv_close closes the descriptor now, the handle later */
+    (void)uv_accept((uv_stream_t *)&base->listener, (uv_stream_t *)tcp);
+    uv_close((uv_handle_t *)tcp, on_refused_close);
+}
+
+void sc_worker_base_log_refusal(sc_worker_base_t *base, sc_refuse_reason_t reason)
+{
+    uint64_t now = uv_now(&base->loop);
+
+    ++base->refusals;
+    if (base->refusal_logged_at != 0 && now - base->refusal_logged_at < SC_REFUSAL_LOG_MS)
+        return;
+    if (reason == SC_REFUSE_LIMIT)
+        cmn_log_warn("%s listener full: %llu of %llu connections open; new connections are closed at once "
+                     "(worker %zu has turned away %llu since it started)",
+                     base->side, (unsigned long long)sc_connlimit_open(base->limit), (unsigned long long)base->limit->max,
+                     base->index, (unsigned long long)base->refusals);
+    else
+        cmn_log_warn("%s listener: fewer than %d descriptors left below RLIMIT_NOFILE; new connections are closed "
+                     "at once (worker %zu has turned away %llu since it started)",
+                     base->side, SC_FD_HEADROOM, base->index, (unsigned long long)base->refusals);
+    base->refusal_logged_at = now != 0 ? now : 1;
+}
+
+static void worker_main(void *arg)
+{
+    sc_worker_base_t *base = arg;
+    uv_run(&base->loop, UV_RUN_DEFAULT);
+    /*
+     * The thread parks instead of returning: h2o keeps per-thread buffer caches
+     * that would become unreachable (and reported as leaks) if the thread ended.
+     * The process exits right after every worker has stopped.
+     */
+    pthread_mutex_lock(&base->mailbox_lock);
+    __atomic_store_n(&base->stopped, 1, __ATOMIC_RELEASE);
+    for (;;)
+        pthread_cond_wait(&base->parked, &base->mailbox_lock);
+}
+
+int sc_worker_base_start(sc_worker_base_t *base)
+{
+    return uv_thread_create(&base->thread, worker_main, base) == 0 ? 0 : SC_E_THREAD;
+}
+
+void sc_worker_base_wake(sc_worker_base_t *base)
+{
+    uv_async_send(&base->wakeup);
+}
+
+void sc_worker_base_post_tls(sc_worker_base_t *base, sc_tls_t *tls)
+{
+    sc_tls_addref(tls);
+    pthread_mutex_lock(&base->mailbox_lock);
+    sc_tls_t *superseded = base->mail_tls;
+    base->mail_tls = tls;
+    pthread_mutex_unlock(&base->mailbox_lock);
+    if (superseded != NULL)
+        sc_tls_release(superseded); /* never taken: a newer one came first */
+    sc_worker_base_wake(base);
+}
+
+sc_tls_t *sc_worker_base_take_tls(sc_worker_base_t *base)
+{
+    pthread_mutex_lock(&base->mailbox_lock);
+    sc_tls_t *tls = base->mail_tls;
+    base->mail_tls = NULL;
+    pthread_mutex_unlock(&base->mailbox_lock);
+    return tls;
+}
+
+void sc_worker_base_post_drain(sc_worker_base_t *base)
+{
+    pthread_mutex_lock(&base->mailbox_lock);
+    base->drain_requested = 1;
+    pthread_mutex_unlock(&base->mailbox_lock);
+    sc_worker_base_wake(base);
+}
+
+int sc_worker_base_stopped(sc_worker_base_t *base)
+{
+    return __atomic_load_n(&base->stopped, __ATOMIC_ACQUIRE);
+}
