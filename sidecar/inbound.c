@@ -22,6 +22,7 @@
 #include "sidecar/config.h"
 #include "sidecar/error.h"
 #include "sidecar/pathnorm.h"
+#include "sidecar/tunnel.h"
 
 _Static_assert(SC_FD_ONWARD_INBOUND == SC_APP_CONNS_MAX, "the descriptor plan keeps one per app connection");
 
@@ -423,6 +424,45 @@ static void forward_to_app(sc_worker_t *w, sc_exchange_t *ex)
                         ex->path);
 }
 
+static int tunnel_port_refused(const sc_inbound_t *in, uint16_t port)
+{
+    for (size_t i = 0; i != in->num_tunnel_refused; ++i)
+        if (in->tunnel_refused[i] == port)
+            return 1;
+    return 0;
+}
+
+/* A peer's TCP tunnel (HTTP/2 CONNECT to "IP:port"): the policy decides by identity and port, then 127.0.0.1:port. */
+static void serve_tunnel(sc_worker_t *w, sc_conn_t *conn, sc_exchange_t *ex)
+{
+    sc_policy_verdict_t verdict;
+    char body[CRT_SPIFFE_ID_MAX + 1024];
+    uint16_t port = ex->authority.base != NULL ? sc_tunnel_authority_port(ex->authority.base, ex->authority.len) : 0;
+
+    if (ex->version < 0x200 || port == 0) {
+        ex->log.error = "bad-tunnel";
+        sc_exchange_reply(ex, 400, "bad request: a TCP tunnel is an HTTP/2 CONNECT to IP:port\n");
+        return;
+    }
+    if (tunnel_port_refused(w->inbound, port)) {
+        ex->log.error = "tunnel-to-sidecar";
+        snprintf(body, sizeof(body), "forbidden: port %u is the sidecar's own, not the app's\n", (unsigned)port);
+        sc_exchange_reply(ex, 403, body);
+        return;
+    }
+    sc_policy_decide(w->policy, conn->peer_id, strlen(conn->peer_id), port, NULL, 0, NULL, 0, &verdict);
+    ex->log.decision = sc_decision_name(verdict.decision);
+    ex->log.rule = h2o_strdup(&ex->pool, verdict.rule, SIZE_MAX).base;
+    if (verdict.decision == SC_DECISION_DENY) {
+        snprintf(body, sizeof(body), "forbidden: policy %s denies %s TCP to app port %u (no rule matched: default deny)\n",
+                 sc_policy_source(w->policy), conn->peer_id, (unsigned)port);
+        sc_exchange_reply(ex, 403, body);
+        return;
+    }
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    sc_tunnel_serve(ex, &w->base.loop, (struct sockaddr *)&dst, w->app_timeout.timeout);
+}
+
 static void on_request(sc_front_t *front, sc_exchange_t *ex)
 {
     sc_worker_t *w = worker_of_front(front);
@@ -435,6 +475,10 @@ static void on_request(sc_front_t *front, sc_exchange_t *ex)
     }
     if (note_stream(conn, SC_STREAM_OPENED)) {
         sc_exchange_reply(ex, 429, "too many requests on this connection\n");
+        return;
+    }
+    if (h2o_memis(ex->method.base, ex->method.len, H2O_STRLIT("CONNECT"))) {
+        serve_tunnel(w, conn, ex);
         return;
     }
 
@@ -455,8 +499,8 @@ static void on_request(sc_front_t *front, sc_exchange_t *ex)
         ex->path = h2o_iovec_init(out, norm.len);
         path = h2o_iovec_init(out, norm.path_len);
     }
-    sc_policy_decide(w->policy, conn->peer_id, strlen(conn->peer_id), ex->method.base, ex->method.len, path.base,
-                     path.len, &verdict);
+    sc_policy_decide(w->policy, conn->peer_id, strlen(conn->peer_id), w->inbound->app_port, ex->method.base,
+                     ex->method.len, path.base, path.len, &verdict);
     sc_metrics_count_decision(&w->metrics, verdict.decision);
     ex->log.decision = sc_decision_name(verdict.decision);
     ex->log.rule = h2o_strdup(&ex->pool, verdict.rule, SIZE_MAX).base;
@@ -476,6 +520,30 @@ static void on_request(sc_front_t *front, sc_exchange_t *ex)
 
 /* ---- access log and request metrics ---- */
 
+/* A peer's TCP tunnel: one line with the bytes each way, and the TCP counters. */
+static void log_tunnel(sc_worker_t *w, sc_conn_t *conn, sc_exchange_t *ex, int64_t duration_us)
+{
+    int denied = ex->log.decision == NULL || strcmp(ex->log.decision, "deny") == 0;
+    sc_metrics_count_tcp(&w->metrics, denied ? SC_TCP_DENY : SC_TCP_ALLOW, ex->log.tunnel_sent + ex->body.received);
+    sc_logline_t line;
+    sc_logline_begin(&line);
+    sc_accesslog_timestamp(&w->accesslog, &line, "ts", &ex->begin_at);
+    sc_logline_cstr(&line, "direction", "inbound");
+    sc_logline_cstr(&line, "peer_id", conn != NULL ? conn->peer_id : NULL);
+    sc_logline_str(&line, "authority", ex->authority.base, ex->authority.len);
+    sc_logline_cstr(&line, "protocol", "tcp");
+    sc_logline_int(&line, "status", ex->status);
+    sc_logline_cstr(&line, "decision", ex->log.decision);
+    sc_logline_cstr(&line, "rule", ex->log.rule);
+    sc_logline_cstr(&line, "error", ex->log.error);
+    sc_logline_int(&line, "bytes_sent", (int64_t)ex->log.tunnel_sent);
+    sc_logline_int(&line, "bytes_received", (int64_t)ex->body.received);
+    sc_logline_millis(&line, "duration_ms", duration_us);
+    sc_logline_cstr(&line, "tls_version", conn != NULL ? conn->tls_version : NULL);
+    sc_logline_bool(&line, "resumed", conn != NULL && conn->resumed);
+    sc_accesslog_emit(&w->accesslog, &line);
+}
+
 static void on_log_access(sc_front_t *front, sc_exchange_t *ex)
 {
     sc_worker_t *w = worker_of_front(front);
@@ -486,11 +554,15 @@ static void on_log_access(sc_front_t *front, sc_exchange_t *ex)
     if (!completed)
         gettimeofday(&end, NULL);
     int64_t duration_us = sc_accesslog_elapsed_us(&ex->begin_at, &end);
-    sc_metrics_count_request(&w->metrics, ex->status, (uint64_t)duration_us);
 
     /* an h2 stream that ends before its response headers went out was cancelled by the client */
     if (conn != NULL && ex->version >= 0x200 && (ex->status == 0 || !completed))
         note_stream(conn, SC_STREAM_RESET);
+    if (ex->version >= 0x200 && h2o_memis(ex->method.base, ex->method.len, H2O_STRLIT("CONNECT"))) {
+        log_tunnel(w, conn, ex, duration_us);
+        return;
+    }
+    sc_metrics_count_request(&w->metrics, ex->status, (uint64_t)duration_us);
 
     sc_logline_t line;
     sc_logline_begin(&line);
@@ -586,6 +658,12 @@ int sc_resolve_addr(const char *hostport, struct sockaddr_storage *sa, socklen_t
     return SC_E_ADDRESS;
 }
 
+void sc_inbound_refuse_tunnel_port(sc_inbound_t *in, uint16_t port)
+{
+    if (port != 0 && in->num_tunnel_refused != SC_INBOUND_TUNNEL_REFUSED_MAX)
+        in->tunnel_refused[in->num_tunnel_refused++] = port;
+}
+
 int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, int app_protocol,
                     size_t num_workers, uint64_t drain_timeout_ms, uint64_t app_timeout_ms, uint64_t stream_idle_ms,
                     uint64_t handshake_timeout_ms, uint64_t idle_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
@@ -611,6 +689,10 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         snprintf(err, err_cap, "--app %s: not a host and port", app_addr);
         return SC_E_ADDRESS;
     }
+    in->app_port = app_port;
+    uint16_t listen_port = ntohs(in->listen_addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&in->listen_addr)->sin6_port
+                                                                        : ((struct sockaddr_in *)&in->listen_addr)->sin_port);
+    sc_inbound_refuse_tunnel_port(in, listen_port);
     if ((in->workers = calloc(num_workers, sizeof(*in->workers))) == NULL) {
         snprintf(err, err_cap, "out of memory");
         return SC_E_NOMEM;

@@ -51,12 +51,17 @@ typedef struct st_sc_worker_t {
     sc_policy_t *mail_policy; /* a new policy to take (under base.mailbox_lock); TLS snapshots go through base */
 } sc_worker_t;
 
+#define SC_INBOUND_TUNNEL_REFUSED_MAX 8
+
 struct st_sc_inbound_t {
     int app_protocol; /* sc_app_protocol_t */
     struct sockaddr_storage listen_addr;
     struct sockaddr_storage app_addr;
     socklen_t app_addr_len;
     char app_name[320]; /* "127.0.0.1:8080", for messages */
+    uint16_t app_port;  /* the app's port: HTTP requests are judged as going to it (policy "ports") */
+    uint16_t tunnel_refused[SC_INBOUND_TUNNEL_REFUSED_MAX]; /* the sidecar's own ports: no tunnel reaches them */
+    size_t num_tunnel_refused;
     sc_connlimit_t limit; /* --max-connections across the workers; the owner sets it before sc_inbound_start() */
     sc_worker_t *workers;
     size_t num_workers;
@@ -83,6 +88,13 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
                     size_t num_workers, uint64_t drain_timeout_ms, uint64_t app_timeout_ms, uint64_t stream_idle_ms,
                     uint64_t handshake_timeout_ms, uint64_t idle_timeout_ms, sc_tls_t *tls, sc_policy_t *policy, char *err, size_t err_cap)
     __attribute__((warn_unused_result));
+
+/*
+ * Ports a peer's TCP tunnel may not reach on 127.0.0.1: the sidecar's own
+ * listeners (admin, outbound, probes), which answer only on loopback. The
+ * inbound listener's port is refused already. Call before sc_inbound_start.
+ */
+void sc_inbound_refuse_tunnel_port(sc_inbound_t *in, uint16_t port);
 
 /* Sets every worker's request head limits (copied). Call after sc_inbound_init and before sc_inbound_start. */
 void sc_inbound_set_front_limits(sc_inbound_t *in, const sc_front_limits_t *limits);

@@ -93,7 +93,7 @@ void sc_metrics_count_stream_rate_close(sc_metrics_t *m)
 
 const char *sc_metrics_tcp_decision_name(sc_tcp_decision_t decision)
 {
-    static const char *const names[SC_TCP_NUM_DECISIONS] = {"passthrough", "deny"};
+    static const char *const names[SC_TCP_NUM_DECISIONS] = {"passthrough", "deny", "tunnel", "allow"};
     return names[decision];
 }
 
@@ -269,13 +269,16 @@ int sc_metrics_render(sc_metrics_t *const *workers, size_t n, const sc_metrics_p
          (unsigned long long)sums[1].upstream_connections_opened);
     emit(&t, "# HELP seam_tcp_connections_total Opaque TCP connections, by direction and what became of them.\n"
              "# TYPE seam_tcp_connections_total counter\n");
-    for (i = 0; i != SC_TCP_NUM_DECISIONS; ++i)
-        emit(&t, "seam_tcp_connections_total{direction=\"outbound\",decision=\"%s\"} %llu\n",
-             sc_metrics_tcp_decision_name((sc_tcp_decision_t)i), (unsigned long long)sums[1].tcp_connections[i]);
+    for (d = 0; d != 2; ++d)
+        for (i = 0; i != SC_TCP_NUM_DECISIONS; ++i)
+            if (i == SC_TCP_DENY || (d == 0) == (i == SC_TCP_ALLOW)) /* inbound: allow, deny; outbound: the rest */
+                emit(&t, "seam_tcp_connections_total{direction=\"%s\",decision=\"%s\"} %llu\n", dirs[d],
+                     sc_metrics_tcp_decision_name((sc_tcp_decision_t)i), (unsigned long long)sums[d].tcp_connections[i]);
     emit(&t, "# HELP seam_tcp_bytes_total Bytes of opaque TCP connections, both ways, by direction.\n"
              "# TYPE seam_tcp_bytes_total counter\n"
+             "seam_tcp_bytes_total{direction=\"inbound\"} %llu\n"
              "seam_tcp_bytes_total{direction=\"outbound\"} %llu\n",
-         (unsigned long long)sums[1].tcp_bytes);
+         (unsigned long long)sums[0].tcp_bytes, (unsigned long long)sums[1].tcp_bytes);
     emit(&t, "# HELP seam_policy_reloads_total Policy file loads after start-up, by result.\n"
              "# TYPE seam_policy_reloads_total counter\n"
              "seam_policy_reloads_total{result=\"success\"} %llu\n"

@@ -30,8 +30,12 @@
  */
 typedef enum { SC_DIRECTION_INBOUND = 0, SC_DIRECTION_OUTBOUND = 1 } sc_direction_t;
 
-/* What became of an opaque TCP connection. */
-typedef enum { SC_TCP_PASSTHROUGH, SC_TCP_DENY, SC_TCP_NUM_DECISIONS } sc_tcp_decision_t;
+/*
+ * What became of an opaque TCP connection. Outbound: passed through to an
+ * address no route covers, tunneled to a mesh peer, or denied. Inbound (a
+ * peer's tunnel): allowed or denied by the policy.
+ */
+typedef enum { SC_TCP_PASSTHROUGH, SC_TCP_DENY, SC_TCP_TUNNEL, SC_TCP_ALLOW, SC_TCP_NUM_DECISIONS } sc_tcp_decision_t;
 
 typedef struct st_sc_metrics_t {
     sc_direction_t direction; /* set once by the owner before the worker starts; labels every series */
@@ -62,7 +66,7 @@ void sc_metrics_connection_delta(sc_metrics_t *m, int delta);
 void sc_metrics_count_rejection(sc_metrics_t *m, sc_refuse_reason_t reason);
 void sc_metrics_count_stream_rate_close(sc_metrics_t *m);
 void sc_metrics_count_tcp(sc_metrics_t *m, sc_tcp_decision_t decision, uint64_t bytes);
-/* "passthrough", "deny": the label value, and the access log's decision */
+/* "passthrough", "deny", "tunnel", "allow": the label value, and the access log's decision */
 const char *sc_metrics_tcp_decision_name(sc_tcp_decision_t decision);
 void sc_metrics_upstream_connection_delta(sc_metrics_t *m, int delta); /* +1 also counts an opened one */
 

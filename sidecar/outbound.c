@@ -29,6 +29,7 @@
 #include "sidecar/http/detect.h"
 #include "sidecar/http/sockio.h"
 #include "sidecar/tcprelay.h"
+#include "sidecar/tunnel.h"
 
 /* An app connection; found from its h2o socket through sock->on_close.data. */
 typedef struct st_sc_app_conn_t {
@@ -371,9 +372,9 @@ static void close_app_conn(sc_app_conn_t *conn, int reset)
         uv_close((uv_handle_t *)&conn->tcp, on_app_handle_close);
 }
 
-/* One access-log line and the counters for a TCP connection. */
+/* One access-log line and the counters for a TCP connection; peer_id: the tunnel's peer, NULL for none. */
 static void log_tcp(sc_app_conn_t *conn, sc_tcp_decision_t decision, const char *error, uint64_t sent,
-                    uint64_t received)
+                    uint64_t received, const char *peer_id)
 {
     sc_oworker_t *w = conn->worker;
     struct timeval end;
@@ -384,7 +385,7 @@ static void log_tcp(sc_app_conn_t *conn, sc_tcp_decision_t decision, const char 
     sc_logline_begin(&line);
     sc_accesslog_timestamp(&w->accesslog, &line, "ts", &conn->tcp_begin_at);
     sc_logline_cstr(&line, "direction", "outbound");
-    sc_logline_null(&line, "peer_id");
+    sc_logline_cstr(&line, "peer_id", peer_id);
     sc_logline_cstr(&line, "original_dst", conn->original_dst_text);
     sc_logline_cstr(&line, "protocol", "tcp");
     sc_logline_cstr(&line, "decision", sc_metrics_tcp_decision_name(decision));
@@ -400,8 +401,18 @@ static void on_tcp_done(void *data, const sc_tcprelay_result_t *res)
     sc_app_conn_t *conn = data;
     if (res->error != NULL && strcmp(res->error, "client-reset") != 0)
         cmn_log_warn("outbound TCP to %s: %s", conn->original_dst_text, res->detail);
-    log_tcp(conn, SC_TCP_PASSTHROUGH, res->error, res->bytes_up, res->bytes_down);
+    log_tcp(conn, SC_TCP_PASSTHROUGH, res->error, res->bytes_up, res->bytes_down, NULL);
     close_app_conn(conn, res->dest_reset);
+}
+
+static void on_tunnel_done(void *data, const sc_tunnel_result_t *res)
+{
+    sc_app_conn_t *conn = data;
+    if (res->error != NULL && strcmp(res->error, "client-reset") != 0)
+        cmn_log_warn("outbound TCP to %s: tunnel to %s ended: %s (status %d)", conn->original_dst_text,
+                     res->peer_id != NULL ? res->peer_id : "the route's upstream", res->error, res->status);
+    log_tcp(conn, SC_TCP_TUNNEL, res->error, res->bytes_up, res->bytes_down, res->peer_id);
+    close_app_conn(conn, res->reset);
 }
 
 /* The first bytes said TCP (or nothing came in time): a route covers the destination, or it passes, or not. */
@@ -410,21 +421,28 @@ static void serve_tcp(sc_app_conn_t *conn)
     sc_oworker_t *w = conn->worker;
     int by_dst;
     gettimeofday(&conn->tcp_begin_at, NULL);
-    if (sc_outbound_route_redirected(w->routes, (struct sockaddr *)&conn->original_dst, NULL, 0, &by_dst) != NULL) {
-        /* a meshed destination takes only mTLS: its inbound side refuses plaintext, and TCP is not tunneled yet */
-        log_tcp(conn, SC_TCP_DENY, "tcp-to-mesh", 0, 0);
-        close_app_conn(conn, 1);
+    const sc_route_t *route = sc_outbound_route_redirected(w->routes, (struct sockaddr *)&conn->original_dst, NULL, 0,
+                                                           &by_dst);
+    if (route != NULL) {
+        /* a meshed destination takes only mTLS: the bytes go as a CONNECT stream on a mesh connection */
+        sc_upstream_t *up = sc_upstream_get(&w->mesh, route->upstream_host, route->upstream_port, route->identity);
+        if (up == NULL || sc_tunnel_open(&w->mesh, up, &w->front.zero, (uv_stream_t *)&conn->tcp,
+                                         conn->original_dst_text, conn->detect_buf, conn->detect_len, on_tunnel_done,
+                                         conn) != 0) {
+            log_tcp(conn, SC_TCP_TUNNEL, "out-of-memory", 0, 0, NULL);
+            close_app_conn(conn, 1);
+        }
         return;
     }
     if (w->outbound->unknown_deny) {
-        log_tcp(conn, SC_TCP_DENY, "outbound-unknown", 0, 0);
+        log_tcp(conn, SC_TCP_DENY, "outbound-unknown", 0, 0, NULL);
         close_app_conn(conn, 1);
         return;
     }
     if (sc_tcprelay_start(&w->base.loop, (uv_stream_t *)&conn->tcp, (struct sockaddr *)&conn->original_dst,
                           conn->detect_buf, conn->detect_len, w->outbound->upstream_timeout_ms, on_tcp_done,
                           conn) == NULL) {
-        log_tcp(conn, SC_TCP_PASSTHROUGH, "connect-failed", 0, 0);
+        log_tcp(conn, SC_TCP_PASSTHROUGH, "connect-failed", 0, 0, NULL);
         close_app_conn(conn, 1);
     }
 }

@@ -34,6 +34,8 @@ typedef struct st_sc_rule_t {
     size_t num_methods;
     sc_path_t *paths; /* NULL: any path */
     size_t num_paths;
+    uint16_t *ports; /* NULL: any app port */
+    size_t num_ports;
 } sc_rule_t;
 
 struct st_sc_policy_t {
@@ -62,6 +64,7 @@ static void policy_free(sc_policy_t *p)
         for (size_t j = 0; j != r->num_paths; ++j)
             free(r->paths[j].text);
         free(r->paths);
+        free(r->ports);
     }
     free(p->rules);
     free(p->source);
@@ -174,6 +177,30 @@ static int check_list(json_t *value, int idx, const char *field, sc_policy_error
     return 0;
 }
 
+/* "ports": a non-empty array of app port numbers (1-65535). */
+static int parse_ports(json_t *value, int idx, sc_rule_t *rule, sc_policy_error_t *err)
+{
+    char field[96];
+    snprintf(field, sizeof(field), "rules[%d].ports", idx);
+    if (!json_is_array(value))
+        return fail(err, idx, field, "must be an array of port numbers");
+    if (json_array_size(value) == 0)
+        return fail(err, idx, field, "must not be empty (leave the field out to match any port)");
+    if (json_array_size(value) > SC_POLICY_MAX_ENTRIES)
+        return fail(err, idx, field, "more than %d entries", SC_POLICY_MAX_ENTRIES);
+    if ((rule->ports = calloc(json_array_size(value), sizeof(*rule->ports))) == NULL)
+        return fail(err, idx, field, "out of memory");
+    for (size_t i = 0; i != json_array_size(value); ++i) {
+        json_t *n = json_array_get(value, i);
+        snprintf(field, sizeof(field), "rules[%d].ports[%zu]", idx, i);
+        if (!json_is_integer(n) || json_integer_value(n) < 1 || json_integer_value(n) > 65535)
+            return fail(err, idx, field, "must be a port number, 1 to 65535");
+        rule->ports[i] = (uint16_t)json_integer_value(n);
+        rule->num_ports = i + 1;
+    }
+    return 0;
+}
+
 static int parse_rule(json_t *obj, int idx, sc_rule_t *rule, sc_policy_t *p, sc_policy_error_t *err)
 {
     char field[96];
@@ -186,9 +213,9 @@ static int parse_rule(json_t *obj, int idx, sc_rule_t *rule, sc_policy_t *p, sc_
     json_object_foreach(obj, key, value)
     {
         if (strcmp(key, "name") != 0 && strcmp(key, "from") != 0 && strcmp(key, "methods") != 0 &&
-            strcmp(key, "paths") != 0) {
+            strcmp(key, "paths") != 0 && strcmp(key, "ports") != 0) {
             snprintf(field, sizeof(field), "rules[%d].%s", idx, key);
-            return fail(err, idx, field, "unknown field (expected name, from, methods, paths)");
+            return fail(err, idx, field, "unknown field (expected name, from, methods, paths, ports)");
         }
     }
 
@@ -250,6 +277,8 @@ static int parse_rule(json_t *obj, int idx, sc_rule_t *rule, sc_policy_t *p, sc_
             rule->num_paths = i + 1;
         }
     }
+    if ((value = json_object_get(obj, "ports")) != NULL)
+        return parse_ports(value, idx, rule, err);
     return 0;
 }
 
@@ -399,11 +428,21 @@ static int from_matches(const sc_from_t *f, const char *peer, size_t len)
     return 0;
 }
 
-static int rule_matches(const sc_rule_t *r, const char *peer, size_t peer_len, const char *method, size_t method_len,
-                        const char *path, size_t path_len)
+static int rule_matches(const sc_rule_t *r, const char *peer, size_t peer_len, uint16_t port, const char *method,
+                        size_t method_len, const char *path, size_t path_len)
 {
     size_t i;
 
+    /* a TCP tunnel has neither method nor path: a rule that names either is about HTTP only */
+    if (method == NULL && (r->methods != NULL || r->paths != NULL))
+        return 0;
+    if (r->ports != NULL) {
+        for (i = 0; i != r->num_ports; ++i)
+            if (r->ports[i] == port)
+                break;
+        if (i == r->num_ports)
+            return 0;
+    }
     if (r->from != NULL) {
         for (i = 0; i != r->num_from; ++i)
             if (from_matches(&r->from[i], peer, peer_len))
@@ -431,14 +470,15 @@ static int rule_matches(const sc_rule_t *r, const char *peer, size_t peer_len, c
     return 1;
 }
 
-void sc_policy_decide(const sc_policy_t *policy, const char *peer_id, size_t peer_id_len, const char *method,
-                      size_t method_len, const char *path, size_t path_len, sc_policy_verdict_t *verdict)
+void sc_policy_decide(const sc_policy_t *policy, const char *peer_id, size_t peer_id_len, uint16_t port,
+                      const char *method, size_t method_len, const char *path, size_t path_len,
+                      sc_policy_verdict_t *verdict)
 {
     int allowed = policy->default_allow;
 
     verdict->rule = SC_POLICY_DEFAULT_RULE;
     for (size_t i = 0; i != policy->num_rules; ++i) {
-        if (rule_matches(&policy->rules[i], peer_id, peer_id_len, method, method_len, path, path_len)) {
+        if (rule_matches(&policy->rules[i], peer_id, peer_id_len, port, method, method_len, path, path_len)) {
             allowed = 1;
             verdict->rule = policy->rules[i].name;
             break;

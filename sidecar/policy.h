@@ -3,6 +3,7 @@
 #define SEAM_SIDECAR_POLICY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sidecar/error.h"
 
@@ -63,11 +64,14 @@ void sc_policy_release(sc_policy_t *policy);
 
 /*
  * Decides one request. peer_id is the verified SPIFFE ID of the connection,
- * method and path the request's (path without query). Pure: reads only its
+ * port the app port it goes to (a rule's "ports"), method and path the
+ * request's (path without query). A TCP tunnel has method NULL (and no path):
+ * rules that name methods or paths never match it. Pure: reads only its
  * inputs. The verdict's rule name lives as long as the policy.
  */
-void sc_policy_decide(const sc_policy_t *policy, const char *peer_id, size_t peer_id_len, const char *method,
-                      size_t method_len, const char *path, size_t path_len, sc_policy_verdict_t *verdict);
+void sc_policy_decide(const sc_policy_t *policy, const char *peer_id, size_t peer_id_len, uint16_t port,
+                      const char *method, size_t method_len, const char *path, size_t path_len,
+                      sc_policy_verdict_t *verdict);
 
 /* Facts for the admin endpoint and the log (borrowed; valid while the policy lives). */
 const char *sc_policy_source(const sc_policy_t *policy);

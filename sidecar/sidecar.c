@@ -380,6 +380,14 @@ static int start_listeners(sc_sidecar_t *sc)
             return -1;
         }
         sc_inbound_set_front_limits(&sc->inbound, &limits);
+        /* the listeners that answer only on loopback are the sidecar's, never a tunnel's destination */
+        const char *own[] = {cfg->admin, sc_config_outbound_addr(cfg), cfg->probe_listen};
+        for (size_t i = 0; i != sizeof(own) / sizeof(own[0]); ++i) {
+            char host[SC_ADDR_MAX];
+            uint16_t port;
+            if (own[i][0] != '\0' && strcmp(own[i], "off") != 0 && sc_addr_split(own[i], host, sizeof(host), &port) == 0)
+                sc_inbound_refuse_tunnel_port(&sc->inbound, port);
+        }
         sc->has_inbound = 1;
     }
     if (sc_config_has_outbound(cfg)) {

@@ -91,6 +91,7 @@ struct st_sc_ostream_t {
     int body_deferred; /* nghttp2 waits for more of the request body */
     int response_started, head_sent, eos, closed, sending, done;
     int retried; /* sent again once after its connection went away unprocessed */
+    int tunnel;  /* CONNECT: a TCP stream; each direction ends on its own, and no idle timer bounds it */
     size_t unconsumed; /* received DATA bytes not yet returned to nghttp2's windows */
     h2o_buffer_t *pending, *inflight;
 };
@@ -366,7 +367,7 @@ static void on_deadline_closed(uv_handle_t *handle)
     free(handle);
 }
 
-static void stream_detach(sc_ostream_t *st)
+static void stream_stop_timers(sc_ostream_t *st)
 {
     if (h2o_timeout_is_linked(&st->timeout))
         h2o_timeout_unlink(&st->timeout);
@@ -375,6 +376,17 @@ static void stream_detach(sc_ostream_t *st)
         uv_close((uv_handle_t *)st->deadline, on_deadline_closed);
         st->deadline = NULL;
     }
+}
+
+/* A tunnel whose both directions ended: the peer's END_STREAM came and the client's every byte went to nghttp2. */
+static int tunnel_ended(const sc_ostream_t *st)
+{
+    return st->tunnel && st->ex != NULL && st->eos > 0 && st->ex->body.complete && st->ex->body.buf->size == 0;
+}
+
+static void stream_detach(sc_ostream_t *st)
+{
+    stream_stop_timers(st);
     if (h2o_linklist_is_linked(&st->link))
         h2o_linklist_unlink(&st->link);
     sc_h2conn_t *conn = st->conn;
@@ -384,7 +396,10 @@ static void stream_detach(sc_ostream_t *st)
     if (st->stream_id > 0 && conn->session != NULL) {
         if (!st->closed) {
             nghttp2_session_set_stream_user_data(conn->session, st->stream_id, NULL);
-            nghttp2_submit_rst_stream(conn->session, NGHTTP2_FLAG_NONE, st->stream_id, NGHTTP2_CANCEL);
+            if (tunnel_ended(st))
+                nghttp2_session_resume_data(conn->session, st->stream_id); /* with no stream, the body ends: END_STREAM */
+            else
+                nghttp2_submit_rst_stream(conn->session, NGHTTP2_FLAG_NONE, st->stream_id, NGHTTP2_CANCEL);
             st->closed = 1;
         }
         if (st->unconsumed != 0)
@@ -462,7 +477,7 @@ static void on_deadline(uv_timer_t *timer)
 /* Something moved on a stream whose response started: the idle clock starts again. */
 static void stream_touch(sc_ostream_t *st)
 {
-    if (!st->response_started || st->done)
+    if (!st->response_started || st->done || st->tunnel)
         return;
     if (h2o_timeout_is_linked(&st->timeout))
         h2o_timeout_unlink(&st->timeout);
@@ -485,7 +500,10 @@ static void stream_send(sc_ostream_t *st)
     st->head_sent = 1;
     if (state != SC_SEND_MORE) {
         st->done = 1;
-        stream_detach(st); /* a finished stream holds no timer */
+        if (state == SC_SEND_FINAL && st->tunnel && !st->closed)
+            stream_stop_timers(st); /* the client's direction goes on: the stream closes when that ends too */
+        else
+            stream_detach(st); /* a finished stream holds no timer */
     }
     sc_exchange_send(st->ex, &buf, buf.len != 0 ? 1 : 0, state);
 }
@@ -1091,12 +1109,11 @@ static void stream_submit(sc_ostream_t *st)
 #define NV(nm, nmlen, val, vallen)                                                                                    \
     nva[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), (nmlen), (vallen), NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE}
     NV(":method", 7, ex->method.base, ex->method.len);
-    if (up->env->plaintext)
-        NV(":scheme", 7, "http", 4);
-    else
-        NV(":scheme", 7, "https", 5);
+    if (!st->tunnel) /* CONNECT names only its destination (RFC 9113 8.5) */
+        NV(":scheme", 7, up->env->plaintext ? "http" : "https", up->env->plaintext ? 4 : 5);
     NV(":authority", 10, st->authority.base, st->authority.len);
-    NV(":path", 5, st->path.base, st->path.len);
+    if (!st->tunnel)
+        NV(":path", 5, st->path.base, st->path.len);
     ssize_t ci = sc_http_fields_find(&ex->headers, H2O_STRLIT("connection"), -1);
     sc_slice_t connection = ci != -1 ? (sc_slice_t){ex->headers.entries[ci].value.base, ex->headers.entries[ci].value.len}
                                      : (sc_slice_t){NULL, 0};
@@ -1132,6 +1149,7 @@ void sc_upstream_forward(sc_upstream_env_t *env, sc_upstream_t *up, sc_exchange_
     st->up = up;
     st->authority = authority;
     st->path = path;
+    st->tunnel = h2o_memis(ex->method.base, ex->method.len, H2O_STRLIT("CONNECT"));
     st->timeout.cb = on_stream_timeout;
     h2o_buffer_init(&st->pending, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&st->inflight, &h2o_socket_buffer_prototype);

@@ -65,7 +65,9 @@ sc_upstream_t *sc_upstream_get(sc_upstream_env_t *env, const char *host, uint16_
  * shorter than the request timeout is the deadline. Failures before the
  * response head are replies (sc_exchange_reply): 503 no connection, 502 TLS or
  * protocol failure (the body names the category), 504 deadline; after it,
- * the response is cut.
+ * the response is cut. A CONNECT exchange (tunnel.h) goes without :scheme and
+ * :path; its two directions end on their own (the response's end does not
+ * reset a request body still under way) and no idle timer bounds it.
  */
 void sc_upstream_forward(sc_upstream_env_t *env, sc_upstream_t *up, sc_exchange_t *ex, h2o_iovec_t authority,
                          h2o_iovec_t path);

@@ -84,6 +84,16 @@ typedef struct st_sc_exchange_ops_t {
     void (*on_stop)(sc_exchange_t *ex);
 } sc_exchange_ops_t;
 
+/*
+ * Who serves an exchange that did not come through the front end: a TCP
+ * connection carried as a CONNECT stream (tunnel.h) answers the handler's
+ * sends and consumes itself. NULL: the front end (front.h) serves it.
+ */
+typedef struct st_sc_exchange_server_t {
+    void (*send)(sc_exchange_t *ex, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state);
+    void (*consume)(sc_exchange_t *ex, size_t n);
+} sc_exchange_server_t;
+
 /* What the access log reports beyond the request itself; handlers fill it in (static or pool strings). */
 typedef struct st_sc_exchange_log_t {
     const char *decision;      /* inbound: allow, deny, audit_deny */
@@ -95,6 +105,7 @@ typedef struct st_sc_exchange_log_t {
     const char *original_dst;  /* outbound, --transparent: where the app meant to connect */
     const char *app_protocol;  /* inbound: how the app was spoken to (http/1.1, h2c) */
     int grpc_status;           /* a reply the sidecar made itself to a gRPC request; -1 none */
+    uint64_t tunnel_sent;      /* inbound CONNECT: bytes of the app's sent to the peer */
 } sc_exchange_log_t;
 
 struct st_sc_exchange_t {
@@ -116,6 +127,7 @@ struct st_sc_exchange_t {
     const sc_exchange_ops_t *ops;
     void *data;
     /* the connection it came on */
+    const sc_exchange_server_t *server; /* NULL: the front end */
     h2o_socket_t *sock;       /* borrowed; NULL once the connection closed */
     void *conn_data;          /* the listener's per-connection record (sock->on_close.data at accept) */
     /* for the access log */

@@ -91,6 +91,10 @@ static void on_resume(h2o_timeout_entry_t *entry);
 
 void sc_exchange_consume(sc_exchange_t *ex, size_t n)
 {
+    if (ex->server != NULL) {
+        ex->server->consume(ex, n);
+        return;
+    }
     sc_freq_t *r = (sc_freq_t *)ex;
     sc_fconn_t *conn = r->conn;
     if (n == 0)
@@ -530,10 +534,14 @@ static void h1_send(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, size_t bu
 
 void sc_exchange_send(sc_exchange_t *ex, h2o_iovec_t *bufs, size_t bufcnt, sc_send_state_t state)
 {
+    if (ex->server != NULL) {
+        ex->server->send(ex, bufs, bufcnt, state);
+        return;
+    }
     sc_freq_t *r = (sc_freq_t *)ex;
     sc_fconn_t *conn = r->conn;
-    if (r->final)
-        return; /* the exchange stopped (or already ended) */
+    if (r->final && !(r->tunnel && state == SC_SEND_ERROR && !r->failed))
+        return; /* the exchange stopped (or already ended); a tunnel whose response ended may still be reset */
     if (conn == NULL || conn->dead) {
         if (state != SC_SEND_MORE)
             r->final = 1;

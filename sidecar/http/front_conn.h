@@ -37,6 +37,8 @@ typedef struct st_sc_freq_t {
     size_t header_bytes;   /* decoded header (or trailer) bytes of the block being received */
     size_t header_fields;  /* its fields, pseudo-header fields not counted */
     int headers_too_large; /* the block went past front->limits: the stream is answered 431 */
+    int tunnel;            /* CONNECT: body and response are the two directions of a TCP stream, each may end first;
+                              no body size limit and no body timeout (the tunnel's ends bound it) */
 } sc_freq_t;
 
 /*

@@ -254,7 +254,7 @@ static void arm_body_timeout(sc_freq_t *r)
 {
     if (h2o_timeout_is_linked(&r->body_timeout))
         h2o_timeout_unlink(&r->body_timeout);
-    if (!r->ex.body.complete && !r->ex.body.failed && !r->final)
+    if (!r->ex.body.complete && !r->ex.body.failed && !r->final && !r->tunnel)
         h2o_timeout_link(r->conn->front->loop, &r->conn->front->body_idle, &r->body_timeout);
 }
 
@@ -408,8 +408,10 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         r->ex.body.complete = end;
         r->header_bytes = 0; /* a trailer block is counted on its own */
         r->header_fields = 0;
+        /* nghttp2 let CONNECT through only with :authority and without :scheme and :path (RFC 9113 8.5) */
+        r->tunnel = h2o_memis(r->ex.method.base, r->ex.method.len, H2O_STRLIT("CONNECT"));
         if (r->ex.path.base == NULL)
-            r->ex.path = h2o_iovec_init(H2O_STRLIT("/")); /* CONNECT: the handler refuses it */
+            r->ex.path = h2o_iovec_init(H2O_STRLIT(""));
         if (r->headers_too_large) {
             /* answered here, not by a handler; the body that may follow is dropped (on_data_chunk) */
             r->dispatched = 1;
@@ -451,7 +453,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     sc_fconn_t *conn = user_data;
     sc_freq_t *r = stream_of(session, stream_id);
     (void)flags;
-    if (r == NULL || r->ex.body.failed || r->final) {
+    if (r == NULL || r->ex.body.failed || (r->final && (!r->tunnel || r->failed))) {
         nghttp2_session_consume(session, stream_id, len); /* nobody reads it: give the window back */
         return 0;
     }
@@ -460,7 +462,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     r->ex.body.buf->size += len;
     r->ex.body.received += len;
     arm_body_timeout(r);
-    if (r->ex.body.received > conn->front->max_body) {
+    if (r->ex.body.received > conn->front->max_body && !r->tunnel) {
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
         sc_freq_body_fail(r);
         return 0;
@@ -474,7 +476,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     sc_freq_t *r = stream_of(session, frame->hd.stream_id);
     (void)user_data;
     /* the response is complete while the client still sends: it need not (RFC 9113 8.1) */
-    if (r != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && !r->ex.body.complete &&
+    if (r != NULL && !r->tunnel && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && !r->ex.body.complete &&
         (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS))
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;

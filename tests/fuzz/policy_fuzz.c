@@ -15,6 +15,8 @@ static void check_rule_admits(const sc_policy_t *policy, json_t *rule)
     json_t *from = json_array_get(json_object_get(rule, "from"), 0);
     json_t *methods = json_array_get(json_object_get(rule, "methods"), 0);
     json_t *paths = json_array_get(json_object_get(rule, "paths"), 0);
+    json_t *ports = json_array_get(json_object_get(rule, "ports"), 0);
+    uint16_t port = ports != NULL ? (uint16_t)json_integer_value(ports) : 8080;
     if (from != NULL && strcmp(json_string_value(from), "*") != 0) {
         /* a prefix ending in a slash and a star admits one segment more; an exact ID admits itself */
         size_t len = json_string_length(from);
@@ -29,9 +31,15 @@ static void check_rule_admits(const sc_policy_t *policy, json_t *rule)
         snprintf(path, sizeof(path), "%.*s%s", (int)(s[len - 1] == '*' ? len - 1 : len), s, s[len - 1] == '*' ? "z" : "");
     }
     sc_policy_verdict_t verdict;
-    sc_policy_decide(policy, peer, strlen(peer), method, strlen(method), path, strlen(path), &verdict);
+    sc_policy_decide(policy, peer, strlen(peer), port, method, strlen(method), path, strlen(path), &verdict);
     if (verdict.decision != SC_DECISION_ALLOW || verdict.rule == NULL)
         abort();
+    if (methods == NULL && paths == NULL) {
+        /* a rule about peers and ports alone admits a TCP tunnel too */
+        sc_policy_decide(policy, peer, strlen(peer), port, NULL, 0, NULL, 0, &verdict);
+        if (verdict.decision != SC_DECISION_ALLOW || verdict.rule == NULL)
+            abort();
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -72,8 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const paths[] = {"/", "/api/v1/items", "/admin"};
     for (size_t i = 0; i != 3; ++i) {
         sc_policy_verdict_t a, b;
-        sc_policy_decide(policy, peers[i], strlen(peers[i]), "GET", 3, paths[i], strlen(paths[i]), &a);
-        sc_policy_decide(again, peers[i], strlen(peers[i]), "GET", 3, paths[i], strlen(paths[i]), &b);
+        sc_policy_decide(policy, peers[i], strlen(peers[i]), 8080, "GET", 3, paths[i], strlen(paths[i]), &a);
+        sc_policy_decide(again, peers[i], strlen(peers[i]), 8080, "GET", 3, paths[i], strlen(paths[i]), &b);
         if (a.decision != b.decision || strcmp(a.rule, b.rule) != 0)
             abort();
     }

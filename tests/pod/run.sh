@@ -143,7 +143,9 @@ route() { # route HOST UPSTREAM IDENTITY
 }
 policy "$ID_B" >"$WORK/a/policy.json"
 route "$B_IP" "$B_IP:15006" "$ID_B" >"$WORK/a/routes.json"
-policy "$ID_A" >"$WORK/b/policy.json"
+# B admits A on its HTTP app port and on two TCP ports only (a rule's "ports" are app ports)
+printf '{"mode": "enforce", "default": "deny", "rules": [{"name": "peer-pod", "from": ["%s"], "ports": [8080, 7000, 7001]}]}\n' \
+    "$ID_A" >"$WORK/b/policy.json"
 route "$A_IP" "$A_IP:15006" "$ID_A" >"$WORK/b/routes.json"
 route b.pod.test "$B_IP:15006" "$ID_B" >"$WORK/c/routes.json"
 
@@ -273,13 +275,15 @@ check_contains "A's access log names the original destination of the 404" '"erro
 check "no mesh connection was opened for it" "$opened_before" "$(ns_metric "$NS_A" 15000 seam_upstream_connections_opened_total)"
 
 # --- opaque TCP from A's app: detected by its first bytes (or silence), passed through to an address
-# no route covers, refused to a meshed one (it takes only mTLS)
+# no route covers, tunneled over mTLS (an HTTP/2 CONNECT stream) to a meshed one
 TCP_TOOL=$here/tcp_tool.py
 ip -n "$NS_B" addr add "$UNMESHED_IP/24" dev "$VETH_B"
 start_bg tcp-echo-b ip netns exec "$NS_B" python3 "$TCP_TOOL" server --host 0.0.0.0 --port 7000 --log "$WORK/tcp-echo.log"
 start_bg tcp-banner-b ip netns exec "$NS_B" python3 "$TCP_TOOL" server --host 0.0.0.0 --port 7001 --banner "220 seam-banner ready"
+start_bg tcp-other-b ip netns exec "$NS_B" python3 "$TCP_TOOL" server --host 0.0.0.0 --port 7002
 ns_wait_port "$NS_B" 7000 10
 ns_wait_port "$NS_B" 7001 10
+ns_wait_port "$NS_B" 7002 10
 tcp_client() { in_ns "$NS_A" python3 "$TCP_TOOL" client "$@" 2>&1 | tail -1; }
 TCP_PASS='seam_tcp_connections_total{direction="outbound",decision="passthrough"}'
 check "TCP (client speaks first) to $UNMESHED_IP:7000, no route: echoed" "ok echo" \
@@ -293,25 +297,66 @@ check_contains "TCP (server speaks first: a banner, after --detect-timeout): ban
 check "TCP half-close from the app reaches the server, the server's close reaches the app" "ok got 5 bytes eof" \
     "$(tcp_client --target "$UNMESHED_IP:7000" --send "half" --half-close)"
 check_contains "the server saw the app's half-close as end of stream" "half-close 5" "$(cat "$WORK/tcp-echo.log")"
-# (run with the normal build, as tools/test does: AddressSanitizer's quarantine keeps freed relay buffers, up to
-# 256 MB, so an ASan binary passes this bound only with ASAN_OPTIONS=quarantine_size_mb=0)
+# (run with the normal build, as tools/test does: AddressSanitizer's quarantine keeps freed buffers, up to
+# 256 MB, so an ASan binary passes these bounds only with ASAN_OPTIONS=quarantine_size_mb=0)
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+rss_grew_less() { # rss_grew_less NAME PID BEFORE_KB: passes when PID's RSS is less than 10 MB above BEFORE_KB
+    local after
+    after=$(rss_kb "$2")
+    if [ -n "$3" ] && [ -n "$after" ] && [ $((after - $3)) -lt 10240 ]; then
+        pass "$1 ($3 -> $after KB)"
+    else
+        fail "$1" "$3 -> $after KB"
+    fi
+}
 rss_before=$(rss_kb "$SC_A")
 check "1 GB through the relay, then a half-close: all of it counted by the server" "ok big 1024 MB" \
     "$(tcp_client --target "$UNMESHED_IP:7000" --big 1024 --timeout 120)"
-rss_after=$(rss_kb "$SC_A")
-if [ -n "$rss_before" ] && [ -n "$rss_after" ] && [ $((rss_after - rss_before)) -lt 10240 ]; then
-    pass "A's RSS grew less than 10 MB over the 1 GB transfer ($rss_before -> $rss_after KB)"
-else
-    fail "A's RSS grew less than 10 MB over the 1 GB transfer" "$rss_before -> $rss_after KB"
-fi
+rss_grew_less "A's RSS grew less than 10 MB over the 1 GB passthrough" "$SC_A" "$rss_before"
 check_ge "A's metrics: passthrough TCP connections" 4 "$(ns_metric "$NS_A" 15000 "$TCP_PASS")"
 check "HTTP to the same unmeshed address still goes the HTTP way (no route: 404)" 404 \
     "$(ns_curl "$NS_A" "http://$UNMESHED_IP:7000/x")"
-check_contains "TCP to a meshed address ($B_IP:7000) is refused, never sent in plaintext" "fail" \
-    "$(tcp_client --target "$B_IP:7000" --send "plaintext to a meshed pod" --timeout 3)"
-check_contains "A's access log: TCP to a meshed address refused" '"error":"tcp-to-mesh"' \
-    "$(wait_log "$WORK/sidecar-a.log" "\"original_dst\":\"$B_IP:7000\"")"
+
+# the tunnel: TCP to B's address goes as an HTTP/2 CONNECT on the mTLS connection to B's sidecar,
+# which checks A's identity and the port against its policy and connects to 127.0.0.1:PORT
+TUN_A='seam_tcp_connections_total{direction="outbound",decision="tunnel"}'
+TUN_B='seam_tcp_connections_total{direction="inbound",decision="allow"}'
+check "TCP (client speaks first) to meshed $B_IP:7000: echoed through the tunnel" "ok echo" \
+    "$(tcp_client --target "$B_IP:7000" --send "hello through the tunnel")"
+TUN_LOG_A=$(wait_log "$WORK/sidecar-a.log" "\"original_dst\":\"$B_IP:7000\"")
+check_contains "A's access log: tunneled" '"decision":"tunnel"' "$TUN_LOG_A"
+check_contains "A's access log: to B's identity" "\"peer_id\":\"$ID_B\"" "$TUN_LOG_A"
+check_contains "A's access log: protocol tcp" '"protocol":"tcp"' "$TUN_LOG_A"
+check_contains "A's access log: the bytes the app sent" '"bytes_sent":25' "$TUN_LOG_A"
+TUN_LOG_B=$(wait_log "$WORK/sidecar-b.log" "\"authority\":\"$B_IP:7000\"")
+check_contains "B's access log names the caller's identity" "\"peer_id\":\"$ID_A\"" "$TUN_LOG_B"
+check_contains "B's access log: protocol tcp, allowed by the rule" '"protocol":"tcp","status":200,"decision":"allow","rule":"peer-pod"' "$TUN_LOG_B"
+check_contains "B's access log: the bytes the app in A sent" '"bytes_received":25' "$TUN_LOG_B"
+check_contains "TCP to a meshed banner server (server speaks first): banner, then echo" "ok echo" \
+    "$(tcp_client --target "$B_IP:7001" --expect-banner "220 seam-banner" --send "after the banner")"
+check "tunnel: the app's half-close reaches the server, the server's close reaches the app" "ok got 5 bytes eof" \
+    "$(tcp_client --target "$B_IP:7000" --send "half" --half-close)"
+check "tunnel: the server's half-close (after 64 MB) reaches the app, which still sends after it" \
+    "ok download 64 MB, eof, sent after it" "$(tcp_client --target "$B_IP:7000" --download 64 --timeout 60)"
+check_contains "tunnel: the server got the app's bytes sent after its own half-close" "after-send 30" \
+    "$(for ((i = 0; i < 50; i++)); do grep -q after-send "$WORK/tcp-echo.log" && break; sleep 0.1; done
+       cat "$WORK/tcp-echo.log")"
+rss_a=$(rss_kb "$SC_A")
+rss_b=$(rss_kb "$SC_B")
+check "1 GB through the tunnel, then a half-close: all of it counted by the server" "ok big 1024 MB" \
+    "$(tcp_client --target "$B_IP:7000" --big 1024 --timeout 120)"
+rss_grew_less "A's RSS grew less than 10 MB over the 1 GB tunnel" "$SC_A" "$rss_a"
+rss_grew_less "B's RSS grew less than 10 MB over the 1 GB tunnel" "$SC_B" "$rss_b"
+check_ge "A's metrics: tunneled TCP connections" 5 "$(ns_metric "$NS_A" 15000 "$TUN_A")"
+check_ge "B's metrics: allowed TCP tunnels" 5 "$(ns_metric "$NS_B" 15000 "$TUN_B")"
+check_contains "TCP to a port B's policy leaves out ($B_IP:7002): refused" "fail" \
+    "$(tcp_client --target "$B_IP:7002" --send "not this port" --timeout 3)"
+check_contains "B's access log: the tunnel to 7002 denied" '"status":403,"decision":"deny","rule":"default"' \
+    "$(wait_log "$WORK/sidecar-b.log" "\"authority\":\"$B_IP:7002\"")"
+check_contains "A's access log: the peer refused the tunnel" '"error":"denied-by-peer"' \
+    "$(wait_log "$WORK/sidecar-a.log" "\"original_dst\":\"$B_IP:7002\"")"
+check_ge "B's metrics: a denied TCP tunnel" 1 \
+    "$(ns_metric "$NS_B" 15000 'seam_tcp_connections_total{direction="inbound",decision="deny"}')"
 
 # --- identity c, which B's policy denies
 deny_before=$(ns_metric "$NS_B" 15000 'seam_authz_decisions_total{decision="deny"}')

@@ -5,9 +5,12 @@ server --host H --port P [--banner TEXT] [--log FILE]
     Accepts connections; sends TEXT first when given (a server-speaks-first protocol), then echoes
     each line back. When the client half-closes, answers "got N bytes" and closes; the log gets
     "half-close N" so the test sees the client's close arrived as a close.
-client --target H:P [--send TEXT] [--expect-banner TEXT] [--half-close] [--big MB]
+    A line "SEND N" makes the server send N megabytes and half-close first; whatever the client
+    still sends after that is counted, and the log gets "after-send N" at the client's close.
+client --target H:P [--send TEXT] [--expect-banner TEXT] [--half-close] [--big MB] [--download MB]
     Prints one verdict line: "ok ..." or "fail ...". --big streams MB megabytes, half-closes and
-    expects the server's count.
+    expects the server's count. --download asks for MB megabytes, expects them and the server's
+    half-close, then sends one line more and closes.
 """
 import argparse
 import socket
@@ -30,6 +33,9 @@ def serve_one(conn, banner, log):
             buf += data
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
+                if line.startswith(b"SEND "):
+                    send_then_count(conn, int(line[5:]), log)
+                    return
                 conn.sendall(line + b"\n")
             if len(buf) > 65536:
                 buf = b""  # a bulk transfer: count it, do not echo it
@@ -41,6 +47,22 @@ def serve_one(conn, banner, log):
         pass
     finally:
         conn.close()
+
+
+def send_then_count(conn, mb, log):
+    chunk = b"y" * 65536
+    for _ in range(mb * 16):
+        conn.sendall(chunk)
+    conn.shutdown(socket.SHUT_WR)  # the server's half-close: the client may still send
+    after = 0
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        after += len(data)
+    if log:
+        with open(log, "a") as f:
+            f.write("after-send %d\n" % after)
 
 
 def server(args):
@@ -90,6 +112,23 @@ def client(args):
                 return 1
             print("ok big %d MB" % args.big)
             return 0
+        if args.download:
+            sock.sendall(b"SEND %d\n" % args.download)
+            want = args.download * 1024 * 1024
+            got = 0
+            while True:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                data = sock.recv(1 << 20)
+                if not data:
+                    break
+                got += len(data)
+            if got != want:
+                print("fail download: got %d of %d bytes before the end of stream" % (got, want))
+                return 1
+            sock.sendall(b"after the server's half-close\n")
+            sock.shutdown(socket.SHUT_WR)
+            print("ok download %d MB, eof, sent after it" % args.download)
+            return 0
         if args.send:
             sock.sendall(args.send.encode() + b"\n")
             got = recv_until(sock, args.send.encode() + b"\n", deadline)
@@ -131,6 +170,7 @@ def main():
     c.add_argument("--expect-banner")
     c.add_argument("--half-close", action="store_true")
     c.add_argument("--big", type=int, default=0)
+    c.add_argument("--download", type=int, default=0)
     c.add_argument("--timeout", type=float, default=10.0)
     args = p.parse_args()
     return server(args) if args.mode == "server" else client(args)

@@ -53,6 +53,12 @@ static void test_rejections(void **state)
         {"{\"rules\": [{\"name\": \"a\"}, {\"name\": \"a\"}]}", 0, 1, "rules[1].name", "already the name of rules[0]"},
         {"{\"rules\": [{\"name\": \"a\", \"form\": []}]}", 0, 0, "rules[0].form", "unknown field"},
         {"{\"rules\": [{\"name\": \"a\", \"from\": \"*\"}]}", 0, 0, "rules[0].from", "array of strings"},
+        {"{\"rules\": [{\"name\": \"a\", \"ports\": 6379}]}", 0, 0, "rules[0].ports", "array of port numbers"},
+        {"{\"rules\": [{\"name\": \"a\", \"ports\": []}]}", 0, 0, "rules[0].ports", "must not be empty"},
+        {"{\"rules\": [{\"name\": \"a\", \"ports\": [\"6379\"]}]}", 0, 0, "rules[0].ports[0]", "1 to 65535"},
+        {"{\"rules\": [{\"name\": \"a\", \"ports\": [80, 0]}]}", 0, 0, "rules[0].ports[1]", "1 to 65535"},
+        {"{\"rules\": [{\"name\": \"a\", \"ports\": [65536]}]}", 0, 0, "rules[0].ports[0]", "1 to 65535"},
+        {"{\"rules\": [{\"name\": \"a\", \"ports\": [1.5]}]}", 0, 0, "rules[0].ports[0]", "1 to 65535"},
         {"{\"rules\": [{\"name\": \"a\", \"from\": []}]}", 0, 0, "rules[0].from", "must not be empty"},
         {"{\"rules\": [{\"name\": \"a\", \"from\": [3]}]}", 0, 0, "rules[0].from[0]", "must be a string"},
         {"{\"rules\": [{\"name\": \"a\", \"from\": [\"frontend\"]}]}", 0, 0, "rules[0].from[0]", "not a SPIFFE ID"},
@@ -184,7 +190,7 @@ static void test_decisions(void **state)
     assert_int_equal(sc_policy_mode(p), SC_POLICY_ENFORCE);
     for (size_t i = 0; i != sizeof(rows) / sizeof(rows[0]); ++i) {
         sc_policy_verdict_t v;
-        sc_policy_decide(p, rows[i].peer, strlen(rows[i].peer), rows[i].method, strlen(rows[i].method), rows[i].path,
+        sc_policy_decide(p, rows[i].peer, strlen(rows[i].peer), 8080, rows[i].method, strlen(rows[i].method), rows[i].path,
                          strlen(rows[i].path), &v);
         if (v.decision != rows[i].want || strcmp(v.rule, rows[i].rule) != 0)
             fail_msg("row %zu (%s %s %s): got %s by %s", i, rows[i].peer, rows[i].method, rows[i].path,
@@ -198,30 +204,77 @@ static void test_modes_and_defaults(void **state)
     (void)state;
     sc_policy_verdict_t v;
     sc_policy_t *p = parse_ok("{\"mode\": \"audit\", \"rules\": [{\"name\": \"r\", \"paths\": [\"/ok\"]}]}");
-    sc_policy_decide(p, FRONTEND, strlen(FRONTEND), "GET", 3, "/no", 3, &v);
+    sc_policy_decide(p, FRONTEND, strlen(FRONTEND), 8080, "GET", 3, "/no", 3, &v);
     assert_int_equal(v.decision, SC_DECISION_AUDIT_DENY);
     assert_string_equal(sc_decision_name(v.decision), "audit_deny");
-    sc_policy_decide(p, FRONTEND, strlen(FRONTEND), "GET", 3, "/ok", 3, &v);
+    sc_policy_decide(p, FRONTEND, strlen(FRONTEND), 8080, "GET", 3, "/ok", 3, &v);
     assert_int_equal(v.decision, SC_DECISION_ALLOW);
     assert_string_equal(v.rule, "r");
     sc_policy_release(p);
 
     p = parse_ok("{\"default\": \"allow\", \"rules\": []}");
-    sc_policy_decide(p, FRONTEND, strlen(FRONTEND), "GET", 3, "/x", 2, &v);
+    sc_policy_decide(p, FRONTEND, strlen(FRONTEND), 8080, "GET", 3, "/x", 2, &v);
     assert_int_equal(v.decision, SC_DECISION_ALLOW);
     assert_string_equal(v.rule, SC_POLICY_DEFAULT_RULE);
     sc_policy_release(p);
 
     /* a rule with no fields matches everything; the first matching rule names the decision */
     p = parse_ok("{\"rules\": [{\"name\": \"first\", \"paths\": [\"/*\"]}, {\"name\": \"second\"}]}");
-    sc_policy_decide(p, FRONTEND, strlen(FRONTEND), "PUT", 3, "/x", 2, &v);
+    sc_policy_decide(p, FRONTEND, strlen(FRONTEND), 8080, "PUT", 3, "/x", 2, &v);
     assert_string_equal(v.rule, "first");
     sc_policy_release(p);
 
     assert_int_equal(sc_policy_new_empty("none", &p), 0);
-    sc_policy_decide(p, FRONTEND, strlen(FRONTEND), "GET", 3, "/", 1, &v);
+    sc_policy_decide(p, FRONTEND, strlen(FRONTEND), 8080, "GET", 3, "/", 1, &v);
     assert_int_equal(v.decision, SC_DECISION_DENY);
     assert_string_equal(sc_policy_source(p), "none");
+    sc_policy_release(p);
+}
+
+/* "ports" limits a rule to app ports; a TCP tunnel (no method, no path) matches only rules about peers and ports. */
+static void test_ports_and_tunnels(void **state)
+{
+    (void)state;
+    static const char *const text =
+        "{\"rules\": ["
+        "{\"name\": \"cache\", \"from\": [\"" FRONTEND "\"], \"ports\": [6379, 6380]},"
+        "{\"name\": \"web-reads\", \"methods\": [\"GET\"], \"ports\": [8080]},"
+        "{\"name\": \"api\", \"paths\": [\"/api/*\"]},"
+        "{\"name\": \"ops\", \"from\": [\"" OPS_TOOL "\"]}]}";
+    static const struct {
+        const char *peer;
+        uint16_t port;
+        const char *method; /* NULL: a TCP tunnel */
+        const char *path;
+        sc_decision_t want;
+        const char *rule;
+    } rows[] = {
+        {FRONTEND, 6379, NULL, NULL, SC_DECISION_ALLOW, "cache"},
+        {FRONTEND, 6380, NULL, NULL, SC_DECISION_ALLOW, "cache"},
+        {FRONTEND, 5432, NULL, NULL, SC_DECISION_DENY, SC_POLICY_DEFAULT_RULE},
+        {STRANGER, 6379, NULL, NULL, SC_DECISION_DENY, SC_POLICY_DEFAULT_RULE},
+        /* rules that name methods or paths are about HTTP: they never admit a tunnel */
+        {STRANGER, 8080, NULL, NULL, SC_DECISION_DENY, SC_POLICY_DEFAULT_RULE},
+        {STRANGER, 8080, "GET", "/x", SC_DECISION_ALLOW, "web-reads"},
+        {STRANGER, 8081, "GET", "/x", SC_DECISION_DENY, SC_POLICY_DEFAULT_RULE},
+        {STRANGER, 9000, "POST", "/api/v1", SC_DECISION_ALLOW, "api"},
+        /* a rule without ports matches any port, tunnels included */
+        {OPS_TOOL, 22, NULL, NULL, SC_DECISION_ALLOW, "ops"},
+        {OPS_TOOL, 8080, "DELETE", "/", SC_DECISION_ALLOW, "ops"},
+    };
+    sc_policy_t *p = parse_ok(text);
+    for (size_t i = 0; i != sizeof(rows) / sizeof(rows[0]); ++i) {
+        sc_policy_verdict_t v;
+        sc_policy_decide(p, rows[i].peer, strlen(rows[i].peer), rows[i].port, rows[i].method,
+                         rows[i].method != NULL ? strlen(rows[i].method) : 0, rows[i].path,
+                         rows[i].path != NULL ? strlen(rows[i].path) : 0, &v);
+        if (v.decision != rows[i].want || strcmp(v.rule, rows[i].rule) != 0)
+            fail_msg("row %zu (%s port %u %s %s): got %s by %s", i, rows[i].peer, (unsigned)rows[i].port,
+                     rows[i].method != NULL ? rows[i].method : "(tunnel)", rows[i].path != NULL ? rows[i].path : "",
+                     sc_decision_name(v.decision), v.rule);
+    }
+    /* the normalised text keeps the field */
+    assert_non_null(strstr(sc_policy_json(p), "\"ports\""));
     sc_policy_release(p);
 }
 
@@ -262,7 +315,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rejections),  cmocka_unit_test(test_too_many),
         cmocka_unit_test(test_error_format), cmocka_unit_test(test_decisions),
-        cmocka_unit_test(test_modes_and_defaults), cmocka_unit_test(test_refcount_and_json),
+        cmocka_unit_test(test_modes_and_defaults), cmocka_unit_test(test_ports_and_tunnels),
+        cmocka_unit_test(test_refcount_and_json),
         cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
