@@ -153,8 +153,8 @@ lbt_start_seam_pair() {
     for who in a b; do cp "$work/ca/bundle.pem" "$work/tcp/$who/bundle.pem"; done
     printf '{"routes": [{"host": "%s", "upstream": "%s:15006", "identity": "%s"}]}\n' \
         "$LBT_B_IP" "$LBT_B_IP" "$SERVER_ID" >"$work/tcp/a/routes.json"
-    printf '{"mode": "enforce", "default": "deny", "rules": [{"name": "bench-client", "from": ["%s"]}]}\n' \
-        "$CLIENT_ID" >"$work/tcp/b/policy.json"
+    printf '{"mode": "enforce", "default": "deny", "rules": [{"name": "bench-client", "from": ["%s"], "ports": [%s]}]}\n' \
+        "$CLIENT_ID" "$LBT_APP_PORT" >"$work/tcp/b/policy.json"
     chown -R "$LBT_UID:$LBT_UID" "$work/tcp/a" "$work/tcp/b"
     ip netns exec "$LBT_NS_A" "$LBT_SEAM_IPTABLES" --app-ports "$LBT_APP_PORT" --sidecar-uid "$LBT_UID" \
         >>"$work/logs/seam-iptables.log" 2>&1 || return 1
@@ -214,10 +214,24 @@ lbt_run() {
         echo "$LB_NAME: the TCP seam pair did not start: $(cat "$work"/logs/seam-tcp-*.log "$work/logs/seam-iptables.log" 2>/dev/null | head -c 300)" >&2
     fi
 
-    python3 - "$work/tcp" "$lbt_seconds" "$(getconf CLK_TCK)" >"$work/tcp.json" <<'EOF'
+    python3 - "$work/tcp" "$lbt_seconds" "$(getconf CLK_TCK)" "$work/logs/seam-tcp-a.log" \
+        "seam=$LBT_B_IP:$LBT_APP_PORT=tunnel" "seam-passthrough=$LBT_UNMESHED_IP:$LBT_PLAIN_PORT=passthrough" \
+        >"$work/tcp.json" <<'EOF'
 import json, os, sys
-folder, seconds, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+folder, seconds, hz, sidecar_log = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+expect = dict((setup, rest.split("=")) for setup, rest in (a.split("=", 1) for a in sys.argv[5:]))
 MB = 1e6
+# how A's sidecar served each destination, from its access log: the Seam rows must be what they say
+served = {}
+try:
+    for line in open(sidecar_log):
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry.get("protocol") == "tcp":
+                key = (entry.get("original_dst"), entry.get("decision"))
+                served[key] = served.get(key, 0) + 1
+except (OSError, ValueError):
+    pass
 rows = {}
 for line in open(os.path.join(folder, "runs.tsv")):
     setup, direction, rc, *ticks = line.rstrip("\n").split("\t")
@@ -238,7 +252,12 @@ for line in open(os.path.join(folder, "runs.tsv")):
         # outbound side first, inbound side second (the order lbt_transfer was given the PIDs in)
         sides = dict(zip(("outbound", "inbound"), (t * 1000.0 / hz / mb for t in ticks)))
         run["cpu_ms_per_mb"] = {k: round(v, 3) for k, v in sides.items()} or None
+    if setup in expect and run["error"] is None and not served.get(tuple(expect[setup])):
+        run["error"] = f"A's sidecar logged no {expect[setup][1]} connection to {expect[setup][0]}"
     rows.setdefault(setup, {"setup": setup})[direction] = run
+for setup, (dst, decision) in expect.items():
+    if setup in rows:
+        rows[setup]["sidecar_connections"] = {d: n for (o, d), n in served.items() if o == dst}
 json.dump({"seconds": seconds, "rows": list(rows.values())}, sys.stdout, indent=2)
 EOF
 }
