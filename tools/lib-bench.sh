@@ -20,7 +20,8 @@ lb_build() {
 }
 
 # lb_workdir: makes the scratch directory $work, cds into it and arms the trap that
-# stops every PID in $pids (TERM, then waits for each) and removes $work.
+# stops every PID in $pids (TERM, then waits for each), runs $LB_AFTER_STOP (a command
+# name, when set) and removes $work.
 lb_workdir() {
     work=$(mktemp -d)
     pids=()
@@ -34,6 +35,8 @@ lb_cleanup() {
     local p
     for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
     for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null; done
+    # what must go once the processes have stopped (tools/bench: the network namespaces)
+    [ -z "${LB_AFTER_STOP:-}" ] || "$LB_AFTER_STOP"
     if [ -n "${LB_KEEP:-}" ]; then echo "$LB_NAME: logs kept in $work" >&2; else rm -rf "$work"; fi
 }
 

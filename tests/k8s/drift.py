@@ -9,7 +9,8 @@ also runs for real: its args as the manifest writes them, with the files
 taken from the rendered ConfigMaps and a Kubernetes-style token, the listen
 addresses moved to free 127.0.0.1 ports and --ca-url pointed at a local
 seam-ca; it must become ready through its own probe and hold the identity of
-its namespace and service account.
+its namespace and service account, and its probe listener must answer the
+app containers' rewritten probes.
 
 usage: drift.py --sidecar BIN --ca BIN [--certs BIN] FILE.yaml...
 """
@@ -178,7 +179,7 @@ def run_rendered_sidecar(sidecar, local_ca, doc, container, configmaps, where):
     """Runs the sidecar with the container's args, made local; checks it gets ready with the pod's identity."""
     pod = doc["spec"]["template"]["spec"]
     namespace = doc["metadata"].get("namespace", "default")
-    args, admin = [], None
+    args, admin, probe_listen = [], None, None
     for a in container.get("args") or []:
         if "=" not in a:
             args.append(a)
@@ -190,10 +191,12 @@ def run_rendered_sidecar(sidecar, local_ca, doc, container, configmaps, where):
             value = local_file(value, pod, container, configmaps, local_ca, namespace, where)
             if value is None:
                 return
-        elif flag in ("--inbound", "--outbound", "--admin"):
+        elif flag in ("--inbound", "--outbound", "--admin", "--probe-listen"):
             value = f"127.0.0.1:{free_port()}"
             if flag == "--admin":
                 admin = value
+            elif flag == "--probe-listen":
+                probe_listen = value
         args.append(f"{flag}={value}")
     if admin is None:
         admin = f"127.0.0.1:{free_port()}"
@@ -221,6 +224,8 @@ def run_rendered_sidecar(sidecar, local_ca, doc, container, configmaps, where):
             certs = json.loads(reply.split(b"\r\n\r\n", 1)[1])
             want = f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{pod.get('serviceAccountName', 'default')}"
             check(certs.get("spiffe_id") == want, f"{where}: the sidecar is {want}", str(certs.get("spiffe_id")))
+            if probe_listen is not None:
+                check_probe_listener(pod, probe_listen, where)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -230,6 +235,42 @@ def run_rendered_sidecar(sidecar, local_ca, doc, container, configmaps, where):
             rc = proc.wait()
         log.close()
     check(rc == 0, f"{where}: the rendered sidecar drains and exits 0 on SIGTERM", f"exit {rc}")
+
+
+def http_status(hostport, path):
+    """The status code of GET path on hostport (0: no HTTP answer)."""
+    host, port = hostport.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.settimeout(5)
+            s.sendall(f"GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n".encode())
+            head = s.recv(65536).split(b"\r\n", 1)[0].split()
+            return int(head[1]) if len(head) > 1 and head[1].isdigit() else 0
+    except OSError:
+        return 0
+
+
+def rewritten_probes(pod, probe_port):
+    """(container, kind, path) of every app-container httpGet probe aimed at the probe listener's port."""
+    out = []
+    for c in pod.get("containers") or []:
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            get = (c.get(kind) or {}).get("httpGet") or {}
+            if get.get("port") == probe_port:
+                out.append((c["name"], kind, get.get("path")))
+    return out
+
+
+def check_probe_listener(pod, listen, where):
+    """Kubelet's rewritten probes, asked of the running sidecar's probe listener: each path is one it
+    serves (503 or 200: no app runs here, or something else answers on its port), never 404."""
+    sidecar = next(c for c in pod.get("initContainers") or [] if c.get("name") == "seam-sidecar")
+    probe_port = port_of(flags_of(sidecar.get("args") or [])["--probe-listen"][0])
+    for cname, kind, path in rewritten_probes(pod, probe_port):
+        code = http_status(listen, path)
+        check(code in (200, 503), f"{where}: its probe listener serves {cname}'s {kind} ({path})", f"status {code}")
+    code = http_status(listen, "/app-health/none/readiness")
+    check(code == 404, f"{where}: its probe listener answers 404 for a path it was not given", f"status {code}")
 
 
 def main():
@@ -279,6 +320,14 @@ def main():
                     if "--inbound" in flags:
                         check(port_of(flags["--inbound"][0]) in ports, f"{where}: the mesh port is the --inbound port",
                               f"ports {sorted(ports)}, --inbound {flags['--inbound'][0]}")
+                    if "--probe-listen" in flags:
+                        listen = flags["--probe-listen"][0]
+                        check(port_of(listen) in ports, f"{where}: the probe port is the --probe-listen port",
+                              f"ports {sorted(ports)}, --probe-listen {listen}")
+                        table = json.loads((flags.get("--app-probes") or ["{}"])[0])
+                        pod = doc["spec"]["template"]["spec"] if doc.get("kind") != "Pod" else doc["spec"]
+                        for cname, kind, path in rewritten_probes(pod, port_of(listen)):
+                            check(path in table, f"{where}: --app-probes has {cname}'s {kind} ({path})")
                     admin = flags.get("--admin", ["127.0.0.1:15000"])[0]
                     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
                         probe = (c.get(kind) or {}).get("exec", {}).get("command")

@@ -2,7 +2,8 @@
 # Offline checks of everything under k8s/: yamllint, `kubectl kustomize` of
 # every kustomization, field names/types/required fields of every rendered
 # object, kubectl's typed round trip of every pod template, the inject
-# helper, the interception rules, and drift between the manifests and the real binaries' flags.
+# helper, the examples that are its output, the interception rules, and drift
+# between the manifests and the real binaries' flags.
 # With CERTS_BIN, every rendered sidecar also runs against a local seam-ca.
 # usage: tests/k8s/run.sh SIDECAR_BIN CA_BIN [CERTS_BIN]
 set -u
@@ -51,6 +52,7 @@ done < <(find "$top/k8s" -name kustomization.yaml | sort)
 step "types and fields" node "$here/validate.js" "$work"/rendered/*.yaml
 step "kubectl round trip" python3 "$here/roundtrip.py" "$work"/rendered/*.yaml
 step "inject helper" "$here/inject_test.sh"
+step "injected examples" "$here/inject_examples_test.sh"
 step "interception rules" "$here/iptables_test.sh"
 step "manifests match binaries" python3 "$here/drift.py" --sidecar "$sidecar" --ca "$ca" ${certs:+--certs "$certs"} \
     "$work"/rendered/*.yaml
