@@ -61,7 +61,8 @@ static crt_tlsfail_t of_diag(crt_diag_t diag)
 /* The alerts a peer sends when the two ends share no TLS version, cipher suite or group. */
 static int alert_means_no_shared_cipher(int alert)
 {
-    return alert == SSL_AD_PROTOCOL_VERSION || alert == SSL_AD_HANDSHAKE_FAILURE || alert == SSL_AD_INSUFFICIENT_SECURITY;
+    return alert == SSL_AD_PROTOCOL_VERSION || alert == SSL_AD_HANDSHAKE_FAILURE ||
+           alert == SSL_AD_INSUFFICIENT_SECURITY;
 }
 
 /* Inbound: the alert we sent says why; failing that, OpenSSL's reason for stopping. */
