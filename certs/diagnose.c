@@ -17,6 +17,7 @@
 
 #include "certs/error.h"
 #include "certs/pem.h"
+#include "certs/tlsfail.h"
 #include "common/connect.h"
 #include "common/wait.h"
 
@@ -184,66 +185,54 @@ static int probe_plain_http(const crt_diag_opts_t *opts)
     return is_http;
 }
 
-/* Names a failed handshake from the first OpenSSL error, the alert and what the server asked for. */
-static void classify_tls_failure(struct diag_state *st, unsigned long code, int sent_cert, crt_diag_result_t *res)
+/* What the server's first bytes were: the classifier reads it, and a non-TLS answer earns an HTTP probe. */
+static crt_tlsfail_answer_t peer_answer(const struct diag_state *st)
+{
+    if (looks_like_http(st->first_bytes, st->first_len))
+        return CRT_TLSFAIL_ANSWER_HTTP;
+    if (st->first_len == 0)
+        return CRT_TLSFAIL_ANSWER_NONE;
+    return st->first_bytes[0] == 0x15 || st->first_bytes[0] == 0x16 ? CRT_TLSFAIL_ANSWER_TLS : CRT_TLSFAIL_ANSWER_OTHER;
+}
+
+/*
+ * Names a failed handshake (crt_tlsfail_classify) from the first OpenSSL
+ * error, the alert in it and what the server asked for; then words the detail.
+ */
+static void classify_tls_failure(struct diag_state *st, unsigned long code, int sent_cert, int after_finished,
+                                 crt_diag_result_t *res)
 {
     int reason = ERR_GET_LIB(code) == ERR_LIB_SSL ? ERR_GET_REASON(code) : 0;
     int alert = reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256 ? reason - SSL_AD_REASON_OFFSET : -1;
+    crt_tlsfail_facts_t facts = {
+        .observer = CRT_TLSFAIL_DIAGNOSE,
+        .verify_err = st->verify_err,
+        .alert_seen = alert < 0 ? CRT_TLSFAIL_NO_ALERT
+                      : after_finished ? CRT_TLSFAIL_ALERT_AFTER_FINISHED
+                                       : CRT_TLSFAIL_ALERT_RECEIVED,
+        .alert = alert,
+        .ssl_reason = reason,
+        .peer_answer = peer_answer(st),
+        .cert_requested = st->cert_requested,
+        .cert_sent = sent_cert,
+    };
     const char *what = code != 0 ? ERR_reason_error_string(code) : NULL;
 
+    res->diag = crt_tlsfail_diag(crt_tlsfail_classify(&facts));
     if (what == NULL)
         what = "connection closed during the handshake";
     snprintf(res->detail, sizeof(res->detail), "%s", what);
 
     if (st->verify_err != 0) {
-        res->diag = crt_diag_from_verify_error(st->verify_err);
         snprintf(res->detail, sizeof(res->detail), "%s: %s", crt_error_slug(st->verify_err), st->verify_detail);
         return;
     }
-    if (looks_like_http(st->first_bytes, st->first_len)) {
-        res->diag = CRT_DIAG_PLAIN_HTTP;
+    if (facts.peer_answer == CRT_TLSFAIL_ANSWER_HTTP) {
         snprintf(res->detail, sizeof(res->detail), "the server answered the TLS ClientHello with \"%.*s...\"",
                  (int)st->first_len < 12 ? (int)st->first_len : 12, (const char *)st->first_bytes);
         return;
     }
-    switch (alert) {
-    case SSL_AD_CERTIFICATE_REQUIRED:
-        res->diag = CRT_DIAG_CLIENT_CERT_REQUIRED;
-        return;
-    case SSL_AD_HANDSHAKE_FAILURE:
-        res->diag = st->cert_requested && !sent_cert ? CRT_DIAG_CLIENT_CERT_REQUIRED : CRT_DIAG_NO_SHARED_CIPHER;
-        return;
-    case SSL_AD_PROTOCOL_VERSION:
-    case SSL_AD_INSUFFICIENT_SECURITY:
-        res->diag = CRT_DIAG_NO_SHARED_CIPHER;
-        return;
-    case SSL_AD_BAD_CERTIFICATE:
-    case SSL_AD_UNSUPPORTED_CERTIFICATE:
-    case SSL_AD_CERTIFICATE_REVOKED:
-    case SSL_AD_CERTIFICATE_EXPIRED:
-    case SSL_AD_CERTIFICATE_UNKNOWN:
-    case SSL_AD_UNKNOWN_CA:
-    case SSL_AD_ACCESS_DENIED:
-    case SSL_AD_DECRYPT_ERROR:
-        res->diag = sent_cert ? CRT_DIAG_CLIENT_CERT_REJECTED : CRT_DIAG_CLIENT_CERT_REQUIRED;
-        return;
-    default:
-        break;
-    }
-    switch (reason) {
-    case SSL_R_UNSUPPORTED_PROTOCOL:
-    case SSL_R_NO_PROTOCOLS_AVAILABLE:
-    case SSL_R_VERSION_TOO_LOW:
-    case SSL_R_WRONG_SSL_VERSION:
-    case SSL_R_NO_SHARED_CIPHER:
-    case SSL_R_NO_CIPHERS_AVAILABLE:
-    case SSL_R_NO_SUITABLE_KEY_SHARE:
-        res->diag = CRT_DIAG_NO_SHARED_CIPHER;
-        return;
-    default:
-        break;
-    }
-    if (st->first_len != 0 && st->first_bytes[0] != 0x15 && st->first_bytes[0] != 0x16) {
+    if (res->diag == CRT_DIAG_TLS_ERROR && facts.peer_answer == CRT_TLSFAIL_ANSWER_OTHER) {
         /* Some HTTP servers answer a ClientHello with a bare error page: ask them in HTTP. */
         if (probe_plain_http(st->opts)) {
             res->diag = CRT_DIAG_PLAIN_HTTP;
@@ -251,13 +240,9 @@ static void classify_tls_failure(struct diag_state *st, unsigned long code, int 
                      "the server answered the TLS ClientHello with non-TLS data and a plain HTTP request with HTTP");
             return;
         }
-        res->diag = CRT_DIAG_TLS_ERROR;
         snprintf(res->detail, sizeof(res->detail), "the port answered with data that is not TLS (first byte 0x%02x)",
                  st->first_bytes[0]);
-        return;
     }
-    /* A server that hangs up once it has seen no certificate. */
-    res->diag = st->cert_requested && !sent_cert ? CRT_DIAG_CLIENT_CERT_REQUIRED : CRT_DIAG_TLS_ERROR;
 }
 
 static SSL_CTX *new_client_ctx(const crt_diag_opts_t *opts, struct diag_state *st)
@@ -425,14 +410,14 @@ int crt_diagnose(const crt_diag_opts_t *opts, crt_diag_result_t *res)
             goto Exit;
         }
         code = ERR_peek_error();
-        classify_tls_failure(&st, code, opts->client_cert != NULL, res);
+        classify_tls_failure(&st, code, opts->client_cert != NULL, 0, res);
         fill_peer_facts(ssl, &st, res);
         goto Exit;
     }
 
     fill_peer_facts(ssl, &st, res);
     if (st.cert_requested && read_post_handshake_alert(ssl, fd, deadline, &code) != 0) {
-        classify_tls_failure(&st, code, opts->client_cert != NULL, res);
+        classify_tls_failure(&st, code, opts->client_cert != NULL, 1, res);
         goto Exit;
     }
     if (opts->expected_id == NULL && check_host_name(ssl, opts->host, res) != 0)

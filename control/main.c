@@ -19,6 +19,7 @@
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
+#define KEEP_GOING (-1) /* a start-up step found no reason to exit */
 
 static const char usage_text[] =
     "usage: seam-ca --ca-dir DIR --trust-domain TD --journal FILE [options]\n"
@@ -207,7 +208,20 @@ static int open_join_tokens(const char *path, ca_token_store_t **out)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* `seam-ca token ...`: argv[1] is "token". Returns the exit status. */
+static int run_token_command(int argc, char **argv)
+{
+    if (argc >= 3 && strcmp(argv[2], "create") == 0)
+        return run_token_create(argc - 2, argv + 2);
+    if (argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "help") == 0)) {
+        fputs(token_usage_text, stdout);
+        return 0;
+    }
+    return usage_error("token: unknown subcommand %s", argc >= 3 ? argv[2] : "(none)");
+}
+
+/* Fills config from the command line. Returns KEEP_GOING, or the exit status (--help, --version, a bad flag). */
+static int parse_flags(int argc, char **argv, ca_server_config_t *config)
 {
     static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
                                          {"ca-dir", required_argument, NULL, 'c'},
@@ -231,106 +245,85 @@ int main(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'v'},
                                          {NULL, 0, NULL, 0}};
-    ca_server_config_t config = {.listen = CA_DEFAULT_LISTEN,
-                                 .audience = CA_DEFAULT_AUDIENCE,
-                                 .default_ttl = CRT_LEAF_TTL_DEFAULT,
-                                 .max_ttl = CRT_LEAF_TTL_MAX,
-                                 .serving_ttl = CA_SERVING_TTL_DEFAULT,
-                                 .rate_per_minute = CA_RATE_PER_MINUTE_DEFAULT,
-                                 .rate_burst = CA_RATE_BURST_DEFAULT,
-                                 .bad_credential_per_minute = CA_BAD_CREDENTIAL_PER_MINUTE_DEFAULT,
-                                 .bad_credential_burst = CA_BAD_CREDENTIAL_BURST_DEFAULT,
-                                 .idle_timeout_ms = CA_DEFAULT_IDLE_TIMEOUT_MS,
-                                 .max_connections = CA_MAX_CONNECTIONS_DEFAULT};
     long idle_seconds;
     int c;
 
-    cmn_log_init("seam-ca");
-    if (argc >= 2 && strcmp(argv[1], "token") == 0) {
-        if (argc >= 3 && strcmp(argv[2], "create") == 0)
-            return run_token_create(argc - 2, argv + 2);
-        if (argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "help") == 0)) {
-            fputs(token_usage_text, stdout);
-            return 0;
-        }
-        return usage_error("token: unknown subcommand %s", argc >= 3 ? argv[2] : "(none)");
-    }
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'l':
-            config.listen = optarg;
+            config->listen = optarg;
             break;
         case 'c':
-            config.ca_dir = optarg;
+            config->ca_dir = optarg;
             break;
         case 'd':
-            config.trust_domain = optarg;
+            config->trust_domain = optarg;
             break;
         case 'J':
-            config.journal_path = optarg;
+            config->journal_path = optarg;
             break;
         case 'k':
-            config.jwks_path = optarg;
+            config->jwks_path = optarg;
             break;
         case 'i':
-            config.issuer = optarg;
+            config->issuer = optarg;
             break;
         case 'a':
-            config.audience = optarg;
+            config->audience = optarg;
             break;
         case 'j':
-            config.join_tokens_path = optarg;
+            config->join_tokens_path = optarg;
             break;
         case 't':
-            if (parse_seconds("--ttl", optarg, &config.default_ttl) != 0)
+            if (parse_seconds("--ttl", optarg, &config->default_ttl) != 0)
                 return EXIT_USAGE;
             break;
         case 'm':
-            if (parse_seconds("--max-ttl", optarg, &config.max_ttl) != 0)
+            if (parse_seconds("--max-ttl", optarg, &config->max_ttl) != 0)
                 return EXIT_USAGE;
             break;
         case 'n':
-            if (config.num_dns_names == CA_MAX_DNS_NAMES) {
+            if (config->num_dns_names == CA_MAX_DNS_NAMES) {
                 cmn_log_error("--dns-name: at most %d names (see --help)", CA_MAX_DNS_NAMES);
                 return EXIT_USAGE;
             }
-            config.dns_names[config.num_dns_names++] = optarg;
+            config->dns_names[config->num_dns_names++] = optarg;
             break;
         case 'r':
-            if (parse_count("--rate-limit", optarg, 1000000, &config.rate_per_minute) != 0)
+            if (parse_count("--rate-limit", optarg, 1000000, &config->rate_per_minute) != 0)
                 return EXIT_USAGE;
             break;
         case 'b':
-            if (parse_count("--rate-burst", optarg, 1000000, &config.rate_burst) != 0)
+            if (parse_count("--rate-burst", optarg, 1000000, &config->rate_burst) != 0)
                 return EXIT_USAGE;
             break;
         case 'F':
-            if (parse_count("--bad-credential-limit", optarg, 1000000, &config.bad_credential_per_minute) != 0)
+            if (parse_count("--bad-credential-limit", optarg, 1000000, &config->bad_credential_per_minute) != 0)
                 return EXIT_USAGE;
             break;
         case 'B':
-            if (parse_count("--bad-credential-burst", optarg, 1000000, &config.bad_credential_burst) != 0)
+            if (parse_count("--bad-credential-burst", optarg, 1000000, &config->bad_credential_burst) != 0)
                 return EXIT_USAGE;
             break;
         case 'R':
             /* The trust domain is checked once all flags are in. */
-            if (add_reserved_id(optarg, NULL, config.reserved_ids, &config.num_reserved_ids) != 0)
+            if (add_reserved_id(optarg, NULL, config->reserved_ids, &config->num_reserved_ids) != 0)
                 return EXIT_USAGE;
             break;
         case 'I':
             if (parse_seconds("--idle-timeout", optarg, &idle_seconds) != 0)
                 return EXIT_USAGE;
-            config.idle_timeout_ms = (uint64_t)idle_seconds * 1000;
+            config->idle_timeout_ms = (uint64_t)idle_seconds * 1000;
             break;
         case 'C':
-            if (parse_count("--max-connections", optarg, 1000000, &config.max_connections) != 0)
+            if (parse_count("--max-connections", optarg, 1000000, &config->max_connections) != 0)
                 return EXIT_USAGE;
             break;
         case 'S':
-            if (parse_seconds("--serving-ttl", optarg, &config.serving_ttl) != 0)
+            if (parse_seconds("--serving-ttl", optarg, &config->serving_ttl) != 0)
                 return EXIT_USAGE;
-            if (config.serving_ttl < 2 || config.serving_ttl > CRT_LEAF_TTL_MAX)
+            if (config->serving_ttl < 2 || config->serving_ttl > CRT_LEAF_TTL_MAX)
                 return usage_error("--serving-ttl %s: from 2s to 24h", optarg);
             break;
         case 'h':
@@ -345,33 +338,63 @@ int main(int argc, char **argv)
     }
     if (optind != argc)
         return usage_error("unexpected argument %s", argv[optind]);
-    if (config.ca_dir == NULL)
+    return KEEP_GOING;
+}
+
+/* The checks that need every flag: required ones, and those that depend on another. KEEP_GOING or EXIT_USAGE. */
+static int check_flags(const ca_server_config_t *config)
+{
+    if (config->ca_dir == NULL)
         return usage_error("%s is required", "--ca-dir");
-    if (config.trust_domain == NULL)
+    if (config->trust_domain == NULL)
         return usage_error("%s is required", "--trust-domain");
-    if (config.journal_path == NULL)
+    if (config->journal_path == NULL)
         return usage_error("%s is required", "--journal");
-    if (crt_spiffe_check_trust_domain(config.trust_domain, strlen(config.trust_domain)) != 0)
-        return usage_error("--trust-domain %s: not a valid trust domain", config.trust_domain);
-    if (config.jwks_path != NULL && config.issuer == NULL)
+    if (crt_spiffe_check_trust_domain(config->trust_domain, strlen(config->trust_domain)) != 0)
+        return usage_error("--trust-domain %s: not a valid trust domain", config->trust_domain);
+    if (config->jwks_path != NULL && config->issuer == NULL)
         return usage_error("%s is required with --jwks", "--issuer");
-    if (config.max_ttl > CRT_LEAF_TTL_MAX)
+    if (config->max_ttl > CRT_LEAF_TTL_MAX)
         return usage_error("--max-ttl: at most %s", "24h");
-    if (config.default_ttl > config.max_ttl)
+    if (config->default_ttl > config->max_ttl)
         return usage_error("--ttl: longer than %s", "--max-ttl");
-    for (size_t i = 0; i < config.num_dns_names; ++i)
-        if (config.dns_names[i][0] == '\0' || strlen(config.dns_names[i]) > 253)
-            return usage_error("--dns-name %s: not a DNS name", config.dns_names[i]);
-    for (size_t i = 0; i < config.num_reserved_ids; ++i) {
+    for (size_t i = 0; i < config->num_dns_names; ++i)
+        if (config->dns_names[i][0] == '\0' || strlen(config->dns_names[i]) > 253)
+            return usage_error("--dns-name %s: not a DNS name", config->dns_names[i]);
+    for (size_t i = 0; i < config->num_reserved_ids; ++i) {
         char why[256];
-        if (ca_sign_reserved_entry_check(config.reserved_ids[i], config.trust_domain, why, sizeof(why)) != 0) {
-            cmn_log_error("--reserved-id %s: %s (see --help)", config.reserved_ids[i], why);
+        if (ca_sign_reserved_entry_check(config->reserved_ids[i], config->trust_domain, why, sizeof(why)) != 0) {
+            cmn_log_error("--reserved-id %s: %s (see --help)", config->reserved_ids[i], why);
             return EXIT_USAGE;
         }
     }
+    return KEEP_GOING;
+}
+
+int main(int argc, char **argv)
+{
+    ca_server_config_t config = {.listen = CA_DEFAULT_LISTEN,
+                                 .audience = CA_DEFAULT_AUDIENCE,
+                                 .default_ttl = CRT_LEAF_TTL_DEFAULT,
+                                 .max_ttl = CRT_LEAF_TTL_MAX,
+                                 .serving_ttl = CA_SERVING_TTL_DEFAULT,
+                                 .rate_per_minute = CA_RATE_PER_MINUTE_DEFAULT,
+                                 .rate_burst = CA_RATE_BURST_DEFAULT,
+                                 .bad_credential_per_minute = CA_BAD_CREDENTIAL_PER_MINUTE_DEFAULT,
+                                 .bad_credential_burst = CA_BAD_CREDENTIAL_BURST_DEFAULT,
+                                 .idle_timeout_ms = CA_DEFAULT_IDLE_TIMEOUT_MS,
+                                 .max_connections = CA_MAX_CONNECTIONS_DEFAULT};
+    int status;
+
+    cmn_log_init("seam-ca");
+    if (argc >= 2 && strcmp(argv[1], "token") == 0)
+        return run_token_command(argc, argv);
+    if ((status = parse_flags(argc, argv, &config)) != KEEP_GOING || (status = check_flags(&config)) != KEEP_GOING)
+        return status;
     if (config.join_tokens_path != NULL && open_join_tokens(config.join_tokens_path, &config.join_tokens) != 0)
         return EXIT_RUNTIME;
-    int ret = ca_server_run(&config) == 0 ? 0 : EXIT_RUNTIME;
+    /* loads the CA, listens, serves until SIGTERM or SIGINT, then drains and shuts down */
+    status = ca_server_run(&config) == 0 ? 0 : EXIT_RUNTIME;
     ca_token_store_free(config.join_tokens);
-    return ret;
+    return status;
 }

@@ -436,7 +436,7 @@ static int start_listeners(sc_sidecar_t *sc)
 
 void sc_sidecar_publish_tls(sc_sidecar_t *sc, sc_tls_t *tls)
 {
-    if (sc->draining) {
+    if (sc->draining || sc->start_failed) { /* nothing half started gets a snapshot while the loop winds down */
         sc_tls_release(tls);
         return;
     }

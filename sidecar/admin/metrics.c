@@ -9,32 +9,12 @@
 #include "certs/error.h"
 #include "sidecar/policy/error.h"
 
-/* Reasons with a fixed slot; the certs library's verify categories come first. */
-static const char *const reasons[] = {
-    "expired",           "not-yet-valid",
-    "untrusted-root",    "missing-intermediate",
-    "no-uri-san",        "several-uri-sans",
-    "bad-spiffe-id",     "not-a-leaf",
-    "wrong-key-usage",   "bad-signature",
-    "name-constraint",   "invalid-chain",
-    "identity-mismatch", SC_REASON_CLIENT_CERT_REQUIRED,
-    "name-mismatch",     "bad-certificate",
-    "client-cert-rejected", "connection-refused",
-    "dns-failure",       "tls-error",
-    SC_REASON_NO_SHARED_CIPHER, SC_REASON_PLAIN_HTTP,
-    SC_REASON_TIMEOUT,   SC_REASON_HANDSHAKE_FAILED,
-};
-
-#define NUM_REASONS (sizeof(reasons) / sizeof(reasons[0]))
-
-_Static_assert(NUM_REASONS <= SC_METRICS_MAX_REASONS, "reason table too large");
+_Static_assert(CRT__TLSFAIL_END <= SC_METRICS_MAX_REASONS, "reason table too large");
 
 size_t sc_metrics_reason_index(const char *reason)
 {
-    for (size_t i = 0; i != NUM_REASONS; ++i)
-        if (strcmp(reasons[i], reason) == 0)
-            return i;
-    return NUM_REASONS - 1; /* handshake-failed */
+    crt_tlsfail_t fail;
+    return crt_tlsfail_from_slug(reason, &fail) == 0 ? (size_t)fail : (size_t)CRT_TLSFAIL_HANDSHAKE_FAILED;
 }
 
 static void add(uint64_t *c, uint64_t v)
@@ -229,9 +209,9 @@ int sc_metrics_render(sc_metrics_t *const *workers, size_t n, const sc_metrics_p
     emit(&t, "# HELP seam_tls_handshake_errors_total Failed TLS handshakes, by cause.\n"
              "# TYPE seam_tls_handshake_errors_total counter\n");
     for (d = 0; d != 2; ++d)
-        for (i = 0; i != NUM_REASONS; ++i)
+        for (i = 0; i != CRT__TLSFAIL_END; ++i)
             emit(&t, "seam_tls_handshake_errors_total{direction=\"%s\",reason=\"%s\"} %llu\n", dirs[d],
-                 reasons[i], (unsigned long long)sums[d].handshake_errors[i]);
+                 crt_tlsfail_slug((crt_tlsfail_t)i), (unsigned long long)sums[d].handshake_errors[i]);
 
     emit(&t, "# HELP seam_cert_expiry_timestamp_seconds notAfter of the sidecar's own certificate.\n"
              "# TYPE seam_cert_expiry_timestamp_seconds gauge\n"

@@ -5,15 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "certs/tlsfail.h"
 #include "sidecar/policy/connlimit.h"
 #include "sidecar/policy/policy.h"
 
-/* Handshake failure reasons that are not chain-verification categories of the certs library. */
-#define SC_REASON_CLIENT_CERT_REQUIRED "client-cert-required"
-#define SC_REASON_NO_SHARED_CIPHER "no-shared-cipher"
-#define SC_REASON_PLAIN_HTTP "plain-http"
-#define SC_REASON_HANDSHAKE_FAILED "handshake-failed"
-#define SC_REASON_TIMEOUT "timeout"
+/* Handshake failure reasons the sidecar names directly; the labels are the certs library's crt_tlsfail_t. */
+#define SC_REASON_CLIENT_CERT_REQUIRED crt_tlsfail_slug(CRT_TLSFAIL_CLIENT_CERT_REQUIRED)
+#define SC_REASON_HANDSHAKE_FAILED crt_tlsfail_slug(CRT_TLSFAIL_HANDSHAKE_FAILED)
+#define SC_REASON_TIMEOUT crt_tlsfail_slug(CRT_TLSFAIL_TIMEOUT)
 
 /* Upper bounds of seam_request_duration_seconds' buckets, in microseconds. */
 #define SC_METRICS_DURATION_BUCKETS_US                                                                       \
@@ -21,7 +20,7 @@
         1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000         \
     }
 #define SC_METRICS_NUM_BUCKETS 12
-#define SC_METRICS_MAX_REASONS 32 /* distinct handshake-error reasons tracked */
+#define SC_METRICS_MAX_REASONS 32 /* distinct handshake-error reasons tracked (CRT__TLSFAIL_END of them) */
 #define SC_METRICS_STATUS_MAX 600 /* status codes 100..599 */
 
 /*
@@ -55,7 +54,7 @@ typedef struct st_sc_metrics_t {
     int64_t upstream_connections_active;
 } sc_metrics_t;
 
-/* The index of a handshake-error reason slug (stable table; unknown slugs map to "handshake-failed"). */
+/* The index of a handshake-error reason slug (its crt_tlsfail_t; unknown slugs map to "handshake-failed"). */
 size_t sc_metrics_reason_index(const char *reason);
 
 void sc_metrics_count_request(sc_metrics_t *m, int status, uint64_t duration_us);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "certs/error.h"
+#include "certs/tlsfail.h"
 #include "common/log.h"
 #include "sidecar/mesh/appclient.h"
 #include "sidecar/admin/accesslog.h"
@@ -114,22 +115,8 @@ static void on_tls_verify(SSL *ssl, int rc, const crt_verify_result_t *res)
     if (rc == 0) {
         conn->peer_id = strdup(res->spiffe_id); /* NULL (no memory) fails the request as unverified */
     } else {
-        conn->fail_reason = crt_error_slug(rc);
+        conn->fail_reason = crt_error_slug(rc); /* the check's own name: one of crt_tlsfail_t's verify rows */
         note_fail_detail(conn, "%s", res->detail);
-    }
-}
-
-static const char *reason_of_alert(int desc)
-{
-    switch (desc) {
-    case 116: /* certificate_required */
-        return SC_REASON_CLIENT_CERT_REQUIRED;
-    case 70: /* protocol_version */
-    case 40: /* handshake_failure: no shared cipher suite or group */
-    case 71: /* insufficient_security */
-        return SC_REASON_NO_SHARED_CIPHER;
-    default:
-        return SC_REASON_HANDSHAKE_FAILED;
     }
 }
 
@@ -139,21 +126,8 @@ static void note_handshake_error(sc_conn_t *conn)
     unsigned long e = ERR_peek_last_error();
     if (e == 0)
         return; /* SSL_ERROR_WANT_READ and friends: not a failure */
-    switch (ERR_GET_REASON(e)) {
-    case SSL_R_HTTP_REQUEST:
-    case SSL_R_HTTPS_PROXY_REQUEST:
-        conn->fail_reason = SC_REASON_PLAIN_HTTP;
-        break;
-    case SSL_R_WRONG_VERSION_NUMBER:
-    case SSL_R_UNSUPPORTED_PROTOCOL:
-    case SSL_R_NO_SHARED_CIPHER:
-    case SSL_R_NO_SHARED_GROUPS:
-        conn->fail_reason = SC_REASON_NO_SHARED_CIPHER;
-        break;
-    default:
-        conn->fail_reason = SC_REASON_HANDSHAKE_FAILED;
-        break;
-    }
+    crt_tlsfail_facts_t facts = {.observer = CRT_TLSFAIL_SERVER, .ssl_reason = ERR_GET_REASON(e)};
+    conn->fail_reason = crt_tlsfail_slug(crt_tlsfail_classify(&facts));
     const char *why = ERR_reason_error_string(e);
     note_fail_detail(conn, "%s", why != NULL ? why : "TLS error");
 }
@@ -182,9 +156,12 @@ static void on_tls_info(const SSL *ssl, int where, int ret)
         note_handshake_error(conn);
     } else if ((where & SSL_CB_ALERT) != 0 && (where & SSL_CB_WRITE) != 0 && !conn->handshake_done) {
         if (conn->fail_reason == NULL && (ret >> 8) == 2 /* fatal */) {
-            conn->fail_reason = reason_of_alert(ret & 0xff);
+            crt_tlsfail_facts_t facts = {
+                .observer = CRT_TLSFAIL_SERVER, .alert_seen = CRT_TLSFAIL_ALERT_SENT, .alert = ret & 0xff};
+            conn->fail_reason = crt_tlsfail_slug(crt_tlsfail_classify(&facts));
             note_fail_detail(conn, "sent TLS alert %d (%s)", ret & 0xff,
-                             (ret & 0xff) == 116 ? "certificate required" : SSL_alert_desc_string_long(ret));
+                             (ret & 0xff) == SSL_AD_CERTIFICATE_REQUIRED ? "certificate required"
+                                                                        : SSL_alert_desc_string_long(ret));
         }
     }
 }

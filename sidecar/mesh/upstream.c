@@ -12,6 +12,7 @@
 
 #include "certs/diagnose.h"
 #include "certs/error.h"
+#include "certs/tlsfail.h"
 #include "common/log.h"
 #include "sidecar/policy/error.h"
 #include "sidecar/http/forward.h"
@@ -784,12 +785,15 @@ static void on_conn_read(h2o_socket_t *sock, const char *err)
         if (!conn->got_frame && conn->alert >= 0) {
             /* TLS 1.3: the server judges our certificate after its Finished and answers with an alert */
             char detail[160];
-            crt_diag_t diag = conn->alert == SSL_AD_CERTIFICATE_REQUIRED ? CRT_DIAG_CLIENT_CERT_REQUIRED
-                                                                         : CRT_DIAG_CLIENT_CERT_REJECTED;
+            crt_tlsfail_facts_t facts = {.observer = CRT_TLSFAIL_CLIENT,
+                                         .alert_seen = CRT_TLSFAIL_ALERT_AFTER_FINISHED,
+                                         .alert = conn->alert,
+                                         .cert_sent = 1};
+            const char *category = crt_tlsfail_slug(crt_tlsfail_classify(&facts));
             snprintf(detail, sizeof(detail), "the upstream sent TLS alert %d (%s) after our certificate", conn->alert,
                      SSL_alert_desc_string_long(conn->alert));
-            sc_metrics_count_handshake_error(conn->up->env->metrics, crt_diag_slug(diag));
-            conn_close(conn, 502, crt_diag_slug(diag), detail);
+            sc_metrics_count_handshake_error(conn->up->env->metrics, category);
+            conn_close(conn, 502, category, detail);
         } else {
             char detail[200];
             snprintf(detail, sizeof(detail), "the upstream closed the mesh connection (%s)", err);
@@ -809,27 +813,30 @@ static void on_conn_read(h2o_socket_t *sock, const char *err)
     conn_flush(conn);
 }
 
+/* Names a failed handshake (crt_tlsfail_classify) and words the detail for the 502 and the log. */
 static const char *handshake_category(sc_h2conn_t *conn, const char *err, char *detail, size_t cap)
 {
-    if (conn->verify_rc != 1 && conn->verify_rc != 0) {
-        snprintf(detail, cap, "%s", conn->verify_detail);
-        return crt_diag_slug(crt_diag_from_verify_error(conn->verify_rc));
-    }
     unsigned long e = ERR_peek_last_error();
-    if (e != 0 && (ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER || ERR_GET_REASON(e) == SSL_R_PACKET_LENGTH_TOO_LONG)) {
+    crt_tlsfail_facts_t facts = {.observer = CRT_TLSFAIL_CLIENT,
+                                 .verify_err = conn->verify_rc != 1 ? conn->verify_rc : 0,
+                                 .alert_seen = conn->alert >= 0 ? CRT_TLSFAIL_ALERT_RECEIVED : CRT_TLSFAIL_NO_ALERT,
+                                 .alert = conn->alert,
+                                 .ssl_reason = e != 0 ? ERR_GET_REASON(e) : 0,
+                                 .cert_sent = 1};
+    crt_tlsfail_t fail = crt_tlsfail_classify(&facts);
+
+    if (facts.verify_err != 0) {
+        snprintf(detail, cap, "%s", conn->verify_detail);
+        return crt_tlsfail_slug(fail);
+    }
+    if (fail == CRT_TLSFAIL_PLAIN_HTTP)
         snprintf(detail, cap, "the upstream does not speak TLS");
-        ERR_clear_error();
-        return crt_diag_slug(CRT_DIAG_PLAIN_HTTP);
-    }
-    if (conn->alert == SSL_AD_PROTOCOL_VERSION || conn->alert == SSL_AD_HANDSHAKE_FAILURE ||
-        conn->alert == SSL_AD_INSUFFICIENT_SECURITY) {
+    else if (fail == CRT_TLSFAIL_NO_SHARED_CIPHER)
         snprintf(detail, cap, "the upstream sent TLS alert %d", conn->alert);
-        ERR_clear_error();
-        return crt_diag_slug(CRT_DIAG_NO_SHARED_CIPHER);
-    }
-    snprintf(detail, cap, "%s", err);
+    else
+        snprintf(detail, cap, "%s", err);
     ERR_clear_error();
-    return crt_diag_slug(CRT_DIAG_TLS_ERROR);
+    return crt_tlsfail_slug(fail);
 }
 
 static void on_handshake(h2o_socket_t *sock, const char *err)
