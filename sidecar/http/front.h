@@ -20,6 +20,8 @@
  */
 
 #define SC_FRONT_BODY_WINDOW (256 * 1024) /* request body bytes buffered per request before the client waits */
+#define SC_FRONT_TUNNEL_WINDOW (1024 * 1024) /* ... and per CONNECT stream (a TCP tunnel): one stream carries a bulk
+                                                transfer, and the window is what is in flight per round trip */
 #define SC_FRONT_OUT_LOW (64 * 1024)      /* response bytes queued per request below which the handler gets more */
 #define SC_FRONT_HEADER_BYTES_DEFAULT (60 * 1024) /* sc_front_limits_t.header_bytes_max unless set */
 #define SC_FRONT_HEADER_FIELDS_DEFAULT 100        /* sc_front_limits_t.header_fields_max unless set */

@@ -410,6 +410,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         r->header_fields = 0;
         /* nghttp2 let CONNECT through only with :authority and without :scheme and :path (RFC 9113 8.5) */
         r->tunnel = h2o_memis(r->ex.method.base, r->ex.method.len, H2O_STRLIT("CONNECT"));
+        if (r->tunnel)
+            nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, r->stream_id, SC_FRONT_TUNNEL_WINDOW);
         if (r->ex.path.base == NULL)
             r->ex.path = h2o_iovec_init(H2O_STRLIT(""));
         if (r->headers_too_large) {

@@ -1143,6 +1143,8 @@ static void stream_submit(sc_ostream_t *st)
         return;
     }
     st->stream_id = id;
+    if (st->tunnel)
+        nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, id, SC_UPSTREAM_TUNNEL_WINDOW);
     conn_flush(conn);
 }
 

@@ -20,6 +20,7 @@
 #define SC_UPSTREAM_BACKOFF_MAX_MS 30000
 #define SC_UPSTREAM_STREAMS_DEFAULT 100        /* streams per connection until the peer's SETTINGS say */
 #define SC_UPSTREAM_STREAM_WINDOW (256 * 1024) /* per-stream receive window: bounds buffered response bytes */
+#define SC_UPSTREAM_TUNNEL_WINDOW (1024 * 1024) /* ... of a CONNECT stream: a bulk transfer's bytes in flight */
 #define SC_UPSTREAM_CONN_WINDOW (4 * 1024 * 1024) /* connection receive window */
 #define SC_UPSTREAM_H2C_REFUSED_MS 30000       /* an app that refused h2c is spoken to over HTTP/1.1 this long */
 
