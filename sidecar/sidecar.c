@@ -253,12 +253,12 @@ static void close_if_open(uv_handle_t *h)
 static void on_drain_poll(uv_timer_t *timer)
 {
     sc_sidecar_t *sc = timer->data;
-    if (sc->has_inbound && !sc_inbound_stopped(&sc->inbound))
+    if (sc->has_inbound && !sc_worker_group_stopped(&sc->inbound.group))
         return;
-    if (sc->has_outbound && !sc_outbound_stopped(&sc->outbound))
+    if (sc->has_outbound && !sc_worker_group_stopped(&sc->outbound.group))
         return;
     if (sc->has_inbound) {
-        size_t cut = sc_inbound_cut_connections(&sc->inbound);
+        size_t cut = sc_worker_group_open_conns(&sc->inbound.group);
         if (cut != 0)
             cmn_log_warn("drain: %zu connection(s) were still open at the deadline", cut);
     }
@@ -300,9 +300,9 @@ static void on_signal(uv_signal_t *handle, int signum)
     cmn_log_info("%s: draining (up to %lld ms): /ready now answers 503, listeners close", strsignal(signum),
                  (long long)sc->cfg->drain_timeout_ms);
     if (sc->has_inbound)
-        sc_inbound_drain(&sc->inbound);
+        sc_worker_group_drain(&sc->inbound.group);
     if (sc->has_outbound)
-        sc_outbound_drain(&sc->outbound);
+        sc_worker_group_drain(&sc->outbound.group);
     uv_timer_init(sc->loop, &sc->drain_poll);
     sc->drain_poll.data = sc;
     uv_timer_start(&sc->drain_poll, on_drain_poll, 0, SC_DRAIN_POLL_MS);
@@ -388,7 +388,7 @@ static int start_listeners(sc_sidecar_t *sc)
             cmn_log_error("%s", err);
             return -1;
         }
-        sc_inbound_set_front_limits(&sc->inbound, &limits);
+        sc_worker_group_set_front_limits(&sc->inbound.group, &limits);
         /* the listeners that answer only on loopback are the sidecar's, never a tunnel's destination */
         const char *own[] = {cfg->admin, sc_config_outbound_addr(cfg), cfg->probe_listen};
         for (size_t i = 0; i != sizeof(own) / sizeof(own[0]); ++i) {
@@ -409,13 +409,13 @@ static int start_listeners(sc_sidecar_t *sc)
         }
         sc_outbound_set_transparent(&sc->outbound, cfg->transparent);
         sc_outbound_set_tcp(&sc->outbound, (uint64_t)cfg->detect_timeout_ms, strcmp(cfg->outbound_unknown, "deny") == 0);
-        sc_outbound_set_front_limits(&sc->outbound, &limits);
+        sc_worker_group_set_front_limits(&sc->outbound.group, &limits);
         sc->has_outbound = 1;
     }
     if (plan_connections(sc) != 0)
         return -1;
-    if ((sc->has_inbound && sc_inbound_start(&sc->inbound) != 0) ||
-        (sc->has_outbound && sc_outbound_start(&sc->outbound) != 0)) {
+    if ((sc->has_inbound && sc_worker_group_start(&sc->inbound.group) != 0) ||
+        (sc->has_outbound && sc_worker_group_start(&sc->outbound.group) != 0)) {
         cmn_log_error("cannot start worker threads");
         return -1;
     }
@@ -452,7 +452,7 @@ void sc_sidecar_publish_tls(sc_sidecar_t *sc, sc_tls_t *tls)
     if (sc->has_inbound)
         sc_inbound_publish_tls(&sc->inbound, tls);
     if (sc->has_outbound)
-        sc_outbound_publish_tls(&sc->outbound, tls);
+        sc_worker_group_post_tls(&sc->outbound.group, tls);
     sc_tls_release(sc->tls);
     sc->tls = tls;
 }

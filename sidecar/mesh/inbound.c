@@ -181,14 +181,12 @@ void sc_inbound_on_tls_info(const SSL *ssl, int where, int ret)
 static void on_conn_handle_close(uv_handle_t *handle)
 {
     sc_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_conn_t, tcp, (uv_tcp_t *)handle);
-    sc_worker_t *w = conn->worker;
+    sc_worker_base_t *base = sc_worker_base_of(handle);
     sc_tls_release(conn->tls);
     free(conn->peer_id);
     free(conn->fail_detail);
     free(conn);
-    sc_connlimit_release(&w->inbound->limit);
-    --w->base.num_conns;
-    sc_worker_base_maybe_finish(&w->base);
+    sc_worker_base_release(base);
 }
 
 static void on_sock_close(void *data)
@@ -197,7 +195,6 @@ static void on_sock_close(void *data)
     conn->sock = NULL;
     if (h2o_timeout_is_linked(&conn->handshake_entry))
         h2o_timeout_unlink(&conn->handshake_entry);
-    sc_metrics_connection_delta(&conn->worker->metrics, -1);
     if (!conn->handshake_done && conn->fail_reason != NULL) {
         char addr[64];
         format_peer_addr(&conn->peer_addr.sa, addr, sizeof(addr));
@@ -238,59 +235,23 @@ static void on_handshake_timeout(h2o_timeout_entry_t *entry)
 }
 
 /* Counts and logs a connection the budget turned away (the caller has closed it). */
-static void note_refusal(sc_worker_t *w, sc_refuse_reason_t reason)
-{
-    sc_metrics_count_rejection(&w->metrics, reason);
-    sc_worker_base_log_refusal(&w->base, reason);
-}
-
 static void on_inbound_connection(uv_stream_t *listener, int status)
 {
     sc_worker_t *w = worker_of_base(listener->data);
-    sc_conn_t *conn;
-    uv_os_fd_t fd;
+    sc_conn_t *conn = sc_worker_base_admit(&w->base, listener, status, sizeof(*conn), on_conn_handle_close);
     int namelen;
 
-    if (status != 0) {
-        /* out of descriptors after all: libuv has closed what was waiting (with its spare descriptor) */
-        if (status == UV_EMFILE || status == UV_ENFILE)
-            note_refusal(w, SC_REFUSE_DESCRIPTORS);
+    if (conn == NULL)
         return;
-    }
-    /* the slot is taken before anything is allocated: a full listener costs an accept and a close */
-    if (!sc_connlimit_take(&w->inbound->limit)) {
-        sc_worker_base_refuse_pending(&w->base);
-        note_refusal(w, SC_REFUSE_LIMIT);
-        return;
-    }
-    if ((conn = calloc(1, sizeof(*conn))) == NULL) {
-        sc_connlimit_release(&w->inbound->limit);
-        sc_worker_base_refuse_pending(&w->base);
-        return;
-    }
     conn->worker = w;
-    uv_tcp_init(&w->base.loop, &conn->tcp);
-    ++w->base.num_conns;
-    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
-        conn->tls = NULL;
-        uv_close((uv_handle_t *)&conn->tcp, on_conn_handle_close);
-        return;
-    }
-    if (uv_fileno((uv_handle_t *)&conn->tcp, &fd) != 0 || !sc_connlimit_fd_ok(&w->inbound->limit, fd)) {
-        note_refusal(w, SC_REFUSE_DESCRIPTORS);
-        uv_close((uv_handle_t *)&conn->tcp, on_conn_handle_close);
-        return;
-    }
     namelen = sizeof(conn->peer_addr);
     uv_tcp_getpeername(&conn->tcp, &conn->peer_addr.sa, &namelen);
-    uv_tcp_nodelay(&conn->tcp, 1);
     conn->tls = w->tls;
     sc_tls_addref(conn->tls);
     conn->sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, on_conn_handle_close);
     conn->sock->on_close.cb = on_sock_close;
     conn->sock->on_close.data = conn;
     conn->sock->data = conn;
-    sc_metrics_connection_delta(&w->metrics, 1);
     /* linked once, here: the deadline bounds the whole handshake, however the bytes trickle in */
     conn->handshake_entry.cb = on_handshake_timeout;
     h2o_timeout_link(&w->base.loop, &w->handshake_timeout, &conn->handshake_entry);
@@ -573,27 +534,11 @@ static const sc_front_handler_t front_handler = {.on_request = on_request, .on_l
 static void on_worker_mail(sc_worker_base_t *base)
 {
     sc_worker_t *w = worker_of_base(base);
-    sc_tls_t *tls = sc_worker_base_take_tls(base);
-    sc_policy_t *policy;
-
-    pthread_mutex_lock(&base->mailbox_lock);
-    policy = w->mail_policy, w->mail_policy = NULL;
-    pthread_mutex_unlock(&base->mailbox_lock);
-
+    sc_policy_t *policy = sc_worker_base_take(base, (void **)&w->mail_policy);
     if (policy != NULL) {
         sc_policy_release(w->policy);
         w->policy = policy;
     }
-    if (tls != NULL) {
-        sc_tls_release(w->tls);
-        w->tls = tls;
-    }
-}
-
-static void on_worker_drain_timeout(sc_worker_base_t *base)
-{
-    cmn_log_warn("worker %zu: drain timeout reached with %zu connection(s) still open; closing them", base->index,
-                 base->num_conns);
 }
 
 static void on_worker_stop(sc_worker_base_t *base)
@@ -604,15 +549,7 @@ static void on_worker_stop(sc_worker_base_t *base)
 }
 
 static const sc_worker_ops_t worker_ops = {
-    .on_mail = on_worker_mail, .on_drain_timeout = on_worker_drain_timeout, .on_stop = on_worker_stop};
-
-int sc_inbound_stopped(sc_inbound_t *in)
-{
-    for (size_t i = 0; i != in->workers_running; ++i)
-        if (!sc_worker_base_stopped(&in->workers[i].base))
-            return 0;
-    return 1;
-}
+    .on_mail = on_worker_mail, .on_stop = on_worker_stop};
 
 void sc_inbound_refuse_tunnel_port(sc_inbound_t *in, uint16_t port)
 {
@@ -654,6 +591,7 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         return SC_E_NOMEM;
     }
     in->num_workers = num_workers;
+    sc_worker_group_init(&in->group, in->workers, sizeof(*in->workers), offsetof(sc_worker_t, base), num_workers);
     for (size_t i = 0; i != num_workers; ++i) {
         sc_worker_t *w = &in->workers[i];
         w->inbound = in;
@@ -661,6 +599,8 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         w->base.loop.data = w;
         w->base.limit = &in->limit;
         w->base.side = "inbound";
+        w->base.tls = &w->tls;
+        w->base.metrics = &w->metrics;
         w->tls = tls;
         sc_tls_addref(tls);
         w->policy = policy;
@@ -693,57 +633,24 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
     return 0;
 }
 
-void sc_inbound_set_front_limits(sc_inbound_t *in, const sc_front_limits_t *limits)
+static void policy_addref(void *policy)
 {
-    for (size_t i = 0; i != in->num_workers; ++i)
-        sc_front_set_limits(&in->workers[i].front, limits);
+    sc_policy_addref(policy);
 }
 
-int sc_inbound_start(sc_inbound_t *in)
+static void policy_release(void *policy)
 {
-    for (size_t i = 0; i != in->num_workers; ++i) {
-        if (sc_worker_base_start(&in->workers[i].base) != 0)
-            return SC_E_THREAD;
-        ++in->workers_running;
-    }
-    return 0;
+    sc_policy_release(policy);
 }
 
 void sc_inbound_publish_policy(sc_inbound_t *in, sc_policy_t *policy)
 {
-    for (size_t i = 0; i != in->num_workers; ++i) {
-        sc_worker_t *w = &in->workers[i];
-        sc_policy_addref(policy);
-        pthread_mutex_lock(&w->base.mailbox_lock);
-        sc_policy_t *superseded = w->mail_policy;
-        w->mail_policy = policy;
-        pthread_mutex_unlock(&w->base.mailbox_lock);
-        sc_policy_release(superseded);
-        sc_worker_base_wake(&w->base);
-    }
+    sc_worker_group_post(&in->group, offsetof(sc_worker_t, mail_policy), policy, policy_addref, policy_release);
 }
 
 void sc_inbound_publish_tls(sc_inbound_t *in, sc_tls_t *tls)
 {
     h2o_ssl_register_alpn_protocols(tls->server_ctx, alpn_protocols);
-    for (size_t i = 0; i != in->num_workers; ++i)
-        sc_worker_base_post_tls(&in->workers[i].base, tls);
+    sc_worker_group_post_tls(&in->group, tls);
 }
 
-void sc_inbound_drain(sc_inbound_t *in)
-{
-    for (size_t i = 0; i != in->num_workers; ++i)
-        sc_worker_base_post_drain(&in->workers[i].base);
-}
-
-size_t sc_inbound_cut_connections(sc_inbound_t *in)
-{
-    size_t cut = 0;
-    for (size_t i = 0; i != in->workers_running; ++i) {
-        sc_worker_base_t *base = &in->workers[i].base;
-        pthread_mutex_lock(&base->mailbox_lock); /* orders the read after the worker's last write */
-        cut += base->num_conns;
-        pthread_mutex_unlock(&base->mailbox_lock);
-    }
-    return cut;
-}

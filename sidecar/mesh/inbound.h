@@ -62,10 +62,10 @@ struct st_sc_inbound_t {
     uint16_t app_port;  /* the app's port: HTTP requests are judged as going to it (policy "ports") */
     uint16_t tunnel_refused[SC_INBOUND_TUNNEL_REFUSED_MAX]; /* the sidecar's own ports: no tunnel reaches them */
     size_t num_tunnel_refused;
-    sc_connlimit_t limit; /* --max-connections across the workers; the owner sets it before sc_inbound_start() */
+    sc_connlimit_t limit; /* --max-connections across the workers; the owner sets it before the start */
     sc_worker_t *workers;
     size_t num_workers;
-    size_t workers_running;
+    sc_worker_group_t group; /* the same workers, for what goes to all of them */
 };
 
 /* The server-side TLS hooks (sc_tls_hooks_t's on_verify and on_info) the inbound connections need. */
@@ -79,7 +79,7 @@ void sc_inbound_on_tls_info(const SSL *ssl, int where, int ret);
  * must finish its TLS handshake within handshake_timeout_ms of its accept;
  * an HTTP/2 connection with no open stream closes after idle_timeout_ms.
  * The connection budget (in->limit) is left empty: set it with
- * sc_connlimit_init() before sc_inbound_start(). Returns 0, or
+ * sc_connlimit_init() before starting in->group. Returns 0, or
  * SC_E_ADDRESS / SC_E_LISTEN / SC_E_NOMEM with err.
  */
 int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_addr, int app_protocol,
@@ -90,30 +90,22 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
 /*
  * Ports a peer's TCP tunnel may not reach on 127.0.0.1: the sidecar's own
  * listeners (admin, outbound, probes), which answer only on loopback. The
- * inbound listener's port is refused already. Call before sc_inbound_start.
+ * inbound listener's port is refused already. Call before the workers start.
  */
 void sc_inbound_refuse_tunnel_port(sc_inbound_t *in, uint16_t port);
 
-/* Sets every worker's request head limits (copied). Call after sc_inbound_init and before sc_inbound_start. */
-void sc_inbound_set_front_limits(sc_inbound_t *in, const sc_front_limits_t *limits);
-
-/* Starts the worker threads. Returns 0 or SC_E_THREAD. */
-int sc_inbound_start(sc_inbound_t *in) __attribute__((warn_unused_result));
 
 /* Hands a new policy to every worker (each takes its own reference); live requests keep deciding with the old one. */
 void sc_inbound_publish_policy(sc_inbound_t *in, sc_policy_t *policy);
 
-/* Hands a new TLS snapshot to every worker for new handshakes; live connections keep theirs. */
+/*
+ * Hands a new TLS snapshot to every worker for new handshakes (with the ALPN
+ * list on its server context); live connections keep theirs. Starting, the
+ * front end's limits, the drain and the stop check go to every worker alike:
+ * in->group (worker.h).
+ */
 void sc_inbound_publish_tls(sc_inbound_t *in, sc_tls_t *tls);
 
-/* Asks every worker to drain: close its listener, finish in-flight requests, stop within the drain timeout. */
-void sc_inbound_drain(sc_inbound_t *in);
-
-/* True when every started worker's loop has returned (after a drain). */
-int sc_inbound_stopped(sc_inbound_t *in);
-
-/* After sc_inbound_stopped(): the connections still open when the workers stopped (cut at the deadline). */
-size_t sc_inbound_cut_connections(sc_inbound_t *in);
 
 
 #endif

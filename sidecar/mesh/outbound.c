@@ -305,13 +305,9 @@ static const sc_front_handler_t front_handler = {.on_request = on_request, .on_l
 
 static void on_app_handle_close(uv_handle_t *handle)
 {
-    sc_app_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_app_conn_t, tcp, (uv_tcp_t *)handle);
-    sc_oworker_t *w = conn->worker;
-    free(conn);
-    sc_connlimit_release(&w->outbound->limit);
-    --w->base.num_conns;
-    sc_metrics_connection_delta(&w->metrics, -1);
-    sc_worker_base_maybe_finish(&w->base);
+    sc_worker_base_t *base = sc_worker_base_of(handle);
+    free(H2O_STRUCT_FROM_MEMBER(sc_app_conn_t, tcp, (uv_tcp_t *)handle));
+    sc_worker_base_release(base);
 }
 
 /*
@@ -353,13 +349,6 @@ static void read_original_dst(sc_app_conn_t *conn)
                                 sizeof(conn->original_dst_text)) != 0)
         return;
     conn->redirected = 1;
-}
-
-/* Counts and logs a connection the budget turned away (the caller has closed it). */
-static void note_refusal(sc_oworker_t *w, sc_refuse_reason_t reason)
-{
-    sc_metrics_count_rejection(&w->metrics, reason);
-    sc_worker_base_log_refusal(&w->base, reason);
 }
 
 /* ---- redirected connections: HTTP or TCP ---- */
@@ -534,40 +523,11 @@ static void detect_begin(sc_app_conn_t *conn)
 static void on_app_connection(uv_stream_t *listener, int status)
 {
     sc_oworker_t *w = worker_of_base(listener->data);
-    sc_app_conn_t *conn;
-    uv_os_fd_t fd;
+    sc_app_conn_t *conn = sc_worker_base_admit(&w->base, listener, status, sizeof(*conn), on_app_handle_close);
 
-    if (status != 0) {
-        /* out of descriptors after all: libuv has closed what was waiting (with its spare descriptor) */
-        if (status == UV_EMFILE || status == UV_ENFILE)
-            note_refusal(w, SC_REFUSE_DESCRIPTORS);
+    if (conn == NULL)
         return;
-    }
-    /* the slot is taken before anything is allocated: a full listener costs an accept and a close */
-    if (!sc_connlimit_take(&w->outbound->limit)) {
-        sc_worker_base_refuse_pending(&w->base);
-        note_refusal(w, SC_REFUSE_LIMIT);
-        return;
-    }
-    if ((conn = calloc(1, sizeof(*conn))) == NULL) {
-        sc_connlimit_release(&w->outbound->limit);
-        sc_worker_base_refuse_pending(&w->base);
-        return;
-    }
     conn->worker = w;
-    uv_tcp_init(&w->base.loop, &conn->tcp);
-    ++w->base.num_conns;
-    sc_metrics_connection_delta(&w->metrics, 1);
-    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
-        uv_close((uv_handle_t *)&conn->tcp, on_app_handle_close);
-        return;
-    }
-    if (uv_fileno((uv_handle_t *)&conn->tcp, &fd) != 0 || !sc_connlimit_fd_ok(&w->outbound->limit, fd)) {
-        note_refusal(w, SC_REFUSE_DESCRIPTORS);
-        uv_close((uv_handle_t *)&conn->tcp, on_app_handle_close);
-        return;
-    }
-    uv_tcp_nodelay(&conn->tcp, 1);
     if (w->outbound->transparent)
         read_original_dst(conn);
     if (conn->redirected) {
@@ -582,25 +542,11 @@ static void on_app_connection(uv_stream_t *listener, int status)
 static void on_worker_mail(sc_worker_base_t *base)
 {
     sc_oworker_t *w = worker_of_base(base);
-    sc_tls_t *tls = sc_worker_base_take_tls(base);
-    pthread_mutex_lock(&base->mailbox_lock);
-    sc_routes_t *routes = w->mail_routes;
-    w->mail_routes = NULL;
-    pthread_mutex_unlock(&base->mailbox_lock);
+    sc_routes_t *routes = sc_worker_base_take(base, (void **)&w->mail_routes);
     if (routes != NULL) {
         sc_routes_release(w->routes);
         w->routes = routes;
     }
-    if (tls != NULL) {
-        sc_tls_release(w->tls);
-        w->tls = tls;
-    }
-}
-
-static void on_worker_drain_timeout(sc_worker_base_t *base)
-{
-    cmn_log_warn("outbound worker %zu: drain timeout reached with %zu app connection(s) open", base->index,
-                 base->num_conns);
 }
 
 static void on_worker_stop(sc_worker_base_t *base)
@@ -609,15 +555,7 @@ static void on_worker_stop(sc_worker_base_t *base)
 }
 
 static const sc_worker_ops_t worker_ops = {
-    .on_mail = on_worker_mail, .on_drain_timeout = on_worker_drain_timeout, .on_stop = on_worker_stop};
-
-int sc_outbound_stopped(sc_outbound_t *out)
-{
-    for (size_t i = 0; i != out->workers_running; ++i)
-        if (!sc_worker_base_stopped(&out->workers[i].base))
-            return 0;
-    return 1;
-}
+    .on_mail = on_worker_mail, .on_stop = on_worker_stop};
 
 int sc_routes_load_file(const char *path, sc_routes_t **out, char *err, size_t err_cap)
 {
@@ -651,6 +589,7 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
         return SC_E_NOMEM;
     }
     out->num_workers = num_workers;
+    sc_worker_group_init(&out->group, out->workers, sizeof(*out->workers), offsetof(sc_oworker_t, base), num_workers);
     for (size_t i = 0; i != num_workers; ++i) {
         sc_oworker_t *w = &out->workers[i];
         w->outbound = out;
@@ -659,6 +598,8 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
         w->base.loop.data = w;
         w->base.limit = &out->limit;
         w->base.side = "outbound";
+        w->base.tls = &w->tls;
+        w->base.metrics = &w->metrics;
         sc_upstream_env_init(&w->mesh, &w->base.loop, &w->metrics, &w->tls, 0, upstream_timeout_ms, idle_timeout_ms,
                              stream_idle_ms);
         w->tls = tls;
@@ -691,46 +632,18 @@ void sc_outbound_set_tcp(sc_outbound_t *out, uint64_t detect_timeout_ms, int unk
         out->workers[i].detect_timeout.timeout = detect_timeout_ms; /* h2o reads it at each link */
 }
 
-void sc_outbound_set_front_limits(sc_outbound_t *out, const sc_front_limits_t *limits)
+static void routes_addref(void *routes)
 {
-    for (size_t i = 0; i != out->num_workers; ++i)
-        sc_front_set_limits(&out->workers[i].front, limits);
+    sc_routes_addref(routes);
 }
 
-int sc_outbound_start(sc_outbound_t *out)
+static void routes_release(void *routes)
 {
-    for (size_t i = 0; i != out->num_workers; ++i) {
-        if (sc_worker_base_start(&out->workers[i].base) != 0)
-            return SC_E_THREAD;
-        ++out->workers_running;
-    }
-    return 0;
+    sc_routes_release(routes);
 }
 
 void sc_outbound_publish_routes(sc_outbound_t *out, sc_routes_t *routes)
 {
-    for (size_t i = 0; i != out->num_workers; ++i) {
-        sc_oworker_t *w = &out->workers[i];
-        sc_routes_addref(routes);
-        pthread_mutex_lock(&w->base.mailbox_lock);
-        sc_routes_t *superseded = w->mail_routes;
-        w->mail_routes = routes;
-        pthread_mutex_unlock(&w->base.mailbox_lock);
-        if (superseded != NULL)
-            sc_routes_release(superseded);
-        sc_worker_base_wake(&w->base);
-    }
-}
-
-void sc_outbound_publish_tls(sc_outbound_t *out, sc_tls_t *tls)
-{
-    for (size_t i = 0; i != out->num_workers; ++i)
-        sc_worker_base_post_tls(&out->workers[i].base, tls);
-}
-
-void sc_outbound_drain(sc_outbound_t *out)
-{
-    for (size_t i = 0; i != out->num_workers; ++i)
-        sc_worker_base_post_drain(&out->workers[i].base);
+    sc_worker_group_post(&out->group, offsetof(sc_oworker_t, mail_routes), routes, routes_addref, routes_release);
 }
 

@@ -46,10 +46,10 @@ struct st_sc_outbound_t {
     uint64_t idle_timeout_ms;
     int transparent; /* --transparent: route redirected connections by their original destination */
     int unknown_deny; /* --outbound-unknown deny: TCP to a destination no route covers is refused, not passed */
-    sc_connlimit_t limit; /* --max-connections across the workers; the owner sets it before sc_outbound_start() */
+    sc_connlimit_t limit; /* --max-connections across the workers; the owner sets it before the start */
     sc_oworker_t *workers;
     size_t num_workers;
-    size_t workers_running;
+    sc_worker_group_t group; /* the same workers, for what goes to all of them */
 };
 
 /*
@@ -82,7 +82,7 @@ const sc_route_t *sc_outbound_route_redirected(const sc_routes_t *routes, const 
  * Sets up num_workers workers listening (plain TCP, HTTP/1.1 and h2c) on
  * listen_addr, each with a reference to tls and routes. Binds every listener
  * before returning. The connection budget (out->limit) is left empty: set it
- * with sc_connlimit_init() before sc_outbound_start(). Returns 0 or
+ * with sc_connlimit_init() before starting out->group. Returns 0 or
  * SC_E_ADDRESS / SC_E_LISTEN / SC_E_NOMEM with err.
  */
 int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_workers, uint64_t upstream_timeout_ms,
@@ -91,7 +91,7 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
 
 /*
  * Turns routing by the original destination on or off (--transparent).
- * Call after sc_outbound_init and before sc_outbound_start.
+ * Call after sc_outbound_init and before the workers start.
  */
 void sc_outbound_set_transparent(sc_outbound_t *out, int on);
 
@@ -99,22 +99,16 @@ void sc_outbound_set_transparent(sc_outbound_t *out, int on);
  * --transparent only: how long a redirected connection may stay silent before
  * it is taken for TCP (--detect-timeout), and whether TCP to a destination no
  * route covers passes through as it is (0) or is refused (1). Call before
- * sc_outbound_start().
+ * the workers start.
  */
 void sc_outbound_set_tcp(sc_outbound_t *out, uint64_t detect_timeout_ms, int unknown_deny);
 
-/* Sets every worker's request head limits (copied). Call after sc_outbound_init and before sc_outbound_start. */
-void sc_outbound_set_front_limits(sc_outbound_t *out, const sc_front_limits_t *limits);
-
-/* Starts the worker threads. Returns 0 or SC_E_THREAD. */
-int sc_outbound_start(sc_outbound_t *out) __attribute__((warn_unused_result));
-
-/* Hands new routes / a new TLS snapshot to every worker; requests in flight keep what they started with. */
+/* Hands new routes to every worker; requests in flight keep what they started with. */
 void sc_outbound_publish_routes(sc_outbound_t *out, sc_routes_t *routes);
-void sc_outbound_publish_tls(sc_outbound_t *out, sc_tls_t *tls);
 
-/* Asks every worker to drain; sc_outbound_stopped() turns true when all have stopped. */
-void sc_outbound_drain(sc_outbound_t *out);
-int sc_outbound_stopped(sc_outbound_t *out);
+/*
+ * Starting, the front end's limits, TLS snapshots, the drain and the stop
+ * check go to every worker alike: out->group (worker.h).
+ */
 
 #endif

@@ -28,6 +28,84 @@ static void append(h2o_buffer_t **buf, const char *bytes, size_t len)
     (*buf)->size += len;
 }
 
+/*
+ * What one end of a tunnel writes to its TCP socket: bytes queued while a
+ * write is under way, one write at a time, and after the last byte a
+ * shutdown of the socket's writing half. The owner hears of each through its
+ * callbacks, which run from libuv's (never inside a send or a consume).
+ */
+typedef struct st_tunnel_sink_t {
+    uv_stream_t *stream;
+    h2o_buffer_t *pending, *inflight; /* queued, being written */
+    uv_write_t write_req;
+    uv_shutdown_t shut_req;
+    int writing, shut_started;
+    unsigned *pending_cbs; /* the owner's count of requests that have not called back */
+    /* a write (n bytes; shut 0) or the shutdown (shut 1) called back, with libuv's status */
+    void (*on_done)(void *owner, int shut, size_t n, int status);
+    void *owner;
+} tunnel_sink_t;
+
+static void sink_init(tunnel_sink_t *s, uv_stream_t *stream, unsigned *pending_cbs,
+                      void (*on_done)(void *, int, size_t, int), void *owner)
+{
+    s->stream = stream;
+    h2o_buffer_init(&s->pending, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&s->inflight, &h2o_socket_buffer_prototype);
+    s->pending_cbs = pending_cbs;
+    s->on_done = on_done;
+    s->owner = owner;
+    s->write_req.data = s->shut_req.data = s;
+}
+
+static void sink_dispose(tunnel_sink_t *s)
+{
+    h2o_buffer_dispose(&s->pending);
+    h2o_buffer_dispose(&s->inflight);
+}
+
+static void on_sink_written(uv_write_t *req, int status)
+{
+    tunnel_sink_t *s = req->data;
+    size_t n = s->inflight->size;
+    --*s->pending_cbs;
+    s->writing = 0;
+    h2o_buffer_consume(&s->inflight, n);
+    s->on_done(s->owner, 0, n, status);
+}
+
+static void on_sink_shut(uv_shutdown_t *req, int status)
+{
+    tunnel_sink_t *s = req->data;
+    --*s->pending_cbs;
+    s->on_done(s->owner, 1, 0, status);
+}
+
+/* Starts the next write, or, when nothing is queued and last is set, the shutdown. Returns -1 when libuv refuses. */
+static int sink_flush(tunnel_sink_t *s, int last)
+{
+    if (s->writing)
+        return 0;
+    if (s->pending->size != 0) {
+        h2o_buffer_t *tmp = s->inflight;
+        s->inflight = s->pending;
+        s->pending = tmp;
+        uv_buf_t buf = uv_buf_init(s->inflight->bytes, (unsigned)s->inflight->size);
+        if (uv_write(&s->write_req, s->stream, &buf, 1, on_sink_written) != 0)
+            return -1;
+        s->writing = 1;
+        ++*s->pending_cbs;
+        return 0;
+    }
+    if (last && !s->shut_started) {
+        s->shut_started = 1;
+        if (uv_shutdown(&s->shut_req, s->stream, on_sink_shut) != 0)
+            return -1;
+        ++*s->pending_cbs;
+    }
+    return 0;
+}
+
 /* ---- the calling side: an app connection served as a CONNECT exchange ---- */
 
 typedef struct st_sc_tunnel_out_t {
@@ -37,13 +115,11 @@ typedef struct st_sc_tunnel_out_t {
     h2o_timeout_entry_t later; /* a proceed or the end, on the loop's next turn (never inside the mesh client) */
     sc_tunnel_done_cb done;
     void *data;
-    h2o_buffer_t *pending, *inflight; /* the peer's bytes for the app: queued, being written */
-    uv_write_t write_req;
-    uv_shutdown_t shut_req;
+    tunnel_sink_t sink;    /* the peer's bytes for the app */
     unsigned pending_cbs;  /* the write and shutdown that have not called back */
     int head_seen;         /* the peer answered */
     int upstream_done;     /* the mesh stream's response ended (or failed): no more sends come */
-    int writing, want_proceed, reading, shut_started, shut_done;
+    int want_proceed, reading, shut_done;
     int failing;           /* end at the next turn, with error */
     int ended;             /* done ran */
     const char *error;
@@ -64,8 +140,7 @@ static void out_maybe_free(sc_tunnel_out_t *t)
 {
     if (!t->ended || t->pending_cbs != 0)
         return;
-    h2o_buffer_dispose(&t->pending);
-    h2o_buffer_dispose(&t->inflight);
+    sink_dispose(&t->sink);
     free(t);
 }
 
@@ -109,7 +184,7 @@ static void on_out_later(h2o_timeout_entry_t *entry)
         out_end(t);
         return;
     }
-    if (t->want_proceed && !t->writing && t->pending->size == 0 && !t->upstream_done) {
+    if (t->want_proceed && !t->sink.writing && t->sink.pending->size == 0 && !t->upstream_done) {
         t->want_proceed = 0;
         t->ex.ops->on_proceed(&t->ex); /* may send again, or end */
         if (t->failing || t->ended)
@@ -168,12 +243,10 @@ static void out_start_reading(sc_tunnel_out_t *t)
     t->reading = 1;
 }
 
-static void on_out_written(uv_write_t *req, int status)
+static void on_out_sink(void *owner, int shut, size_t n, int status)
 {
-    sc_tunnel_out_t *t = req->data;
-    --t->pending_cbs;
-    t->writing = 0;
-    h2o_buffer_consume(&t->inflight, t->inflight->size);
+    sc_tunnel_out_t *t = owner;
+    (void)n;
     if (t->ended) {
         out_maybe_free(t);
         return;
@@ -182,7 +255,12 @@ static void on_out_written(uv_write_t *req, int status)
         out_fail(t, "client-reset", 1);
         return;
     }
-    if (t->want_proceed && t->pending->size == 0 && !t->upstream_done) {
+    if (shut) {
+        t->shut_done = 1;
+        out_later(t);
+        return;
+    }
+    if (t->want_proceed && t->sink.pending->size == 0 && !t->upstream_done) {
         t->want_proceed = 0;
         t->ex.ops->on_proceed(&t->ex); /* the mesh client hands over what it holds, and may return window */
         if (t->failing || t->ended)
@@ -191,52 +269,16 @@ static void on_out_written(uv_write_t *req, int status)
     out_flush(t);
 }
 
-static void on_out_shut(uv_shutdown_t *req, int status)
-{
-    sc_tunnel_out_t *t = req->data;
-    --t->pending_cbs;
-    if (t->ended) {
-        out_maybe_free(t);
-        return;
-    }
-    if (status != 0) {
-        out_fail(t, "client-reset", 1);
-        return;
-    }
-    t->shut_done = 1;
-    out_later(t);
-}
-
 /* Writes what the peer sent; once its last byte is out, shuts the app's socket for writing. */
 static void out_flush(sc_tunnel_out_t *t)
 {
-    if (t->writing || t->ended || t->failing)
+    if (t->ended || t->failing)
         return;
-    if (t->pending->size != 0) {
-        h2o_buffer_t *tmp = t->inflight;
-        t->inflight = t->pending;
-        t->pending = tmp;
-        uv_buf_t buf = uv_buf_init(t->inflight->bytes, (unsigned)t->inflight->size);
-        t->write_req.data = t;
-        if (uv_write(&t->write_req, t->client, &buf, 1, on_out_written) != 0) {
-            out_fail(t, "client-reset", 1);
-            return;
-        }
-        t->writing = 1;
-        ++t->pending_cbs;
+    if (sink_flush(&t->sink, t->upstream_done) != 0) {
+        out_fail(t, "client-reset", 1);
         return;
     }
-    if (t->upstream_done && !t->shut_started) {
-        t->shut_started = 1;
-        t->shut_req.data = t;
-        if (uv_shutdown(&t->shut_req, t->client, on_out_shut) != 0) {
-            out_fail(t, "client-reset", 1);
-            return;
-        }
-        ++t->pending_cbs;
-        return;
-    }
-    if (t->want_proceed)
+    if (t->want_proceed && !t->sink.writing)
         out_later(t); /* nothing to write (a head alone): the proceed comes on the next turn */
 }
 
@@ -256,7 +298,7 @@ static void out_send(sc_exchange_t *ex, h2o_iovec_t *bufs, size_t bufcnt, sc_sen
         }
     }
     for (size_t i = 0; i != bufcnt; ++i) {
-        append(&t->pending, bufs[i].base, bufs[i].len);
+        append(&t->sink.pending, bufs[i].base, bufs[i].len);
         t->bytes_down += bufs[i].len;
     }
     switch (state) {
@@ -307,8 +349,7 @@ int sc_tunnel_open(sc_upstream_env_t *env, sc_upstream_t *up, h2o_timeout_t *zer
     h2o_buffer_init(&ex->body.buf, &h2o_socket_buffer_prototype);
     append(&ex->body.buf, first, first_len);
     ex->body.received = first_len;
-    h2o_buffer_init(&t->pending, &h2o_socket_buffer_prototype);
-    h2o_buffer_init(&t->inflight, &h2o_socket_buffer_prototype);
+    sink_init(&t->sink, client, &t->pending_cbs, on_out_sink, t);
     t->client = client;
     t->zero = zero;
     t->later.cb = on_out_later;
@@ -326,14 +367,12 @@ typedef struct st_sc_tunnel_in_t {
     uv_tcp_t app;
     uv_timer_t timer; /* the connect's deadline */
     uv_connect_t connect_req;
-    uv_write_t write_req;
-    uv_shutdown_t shut_req;
-    sc_exchange_t *ex;                /* NULL once the exchange is gone */
-    h2o_buffer_t *pending, *inflight; /* the peer's bytes for the app: copied from ex->body.buf, being written */
-    size_t copied;                    /* bytes at the head of ex->body.buf already copied into pending or inflight */
-    unsigned pending_cbs;             /* connect, write, shutdown not called back */
+    sc_exchange_t *ex;  /* NULL once the exchange is gone */
+    tunnel_sink_t sink; /* the peer's bytes for the app, copied from ex->body.buf */
+    size_t copied;      /* bytes at the head of ex->body.buf already copied into the sink */
+    unsigned pending_cbs; /* connect, write, shutdown not called back */
     unsigned open_handles;
-    int connected, writing, reading, app_eof, body_complete, shut_started, closing;
+    int connected, reading, app_eof, body_complete, closing;
     char rbuf[SC_TUNNEL_READ]; /* the app's bytes, until sc_exchange_send copied them */
 } sc_tunnel_in_t;
 
@@ -341,8 +380,7 @@ static void in_maybe_free(sc_tunnel_in_t *t)
 {
     if (!t->closing || t->open_handles != 0 || t->pending_cbs != 0 || t->ex != NULL)
         return;
-    h2o_buffer_dispose(&t->pending);
-    h2o_buffer_dispose(&t->inflight);
+    sink_dispose(&t->sink);
     free(t);
 }
 
@@ -380,14 +418,12 @@ static void in_abort(sc_tunnel_in_t *t, const char *error)
     in_close(t, 1);
 }
 
-static void on_in_written(uv_write_t *req, int status);
-static void on_in_shut(uv_shutdown_t *req, int status);
 
 /* Copies the peer's bytes not copied yet; they leave ex->body.buf once written. */
 static void in_take_body(sc_tunnel_in_t *t)
 {
     sc_http_body_t *body = &t->ex->body;
-    append(&t->pending, body->buf->bytes + t->copied, body->buf->size - t->copied);
+    append(&t->sink.pending, body->buf->bytes + t->copied, body->buf->size - t->copied);
     t->copied = body->buf->size;
     if (body->complete)
         t->body_complete = 1;
@@ -396,53 +432,30 @@ static void in_take_body(sc_tunnel_in_t *t)
 /* Writes the peer's bytes to the app; after the last (its END_STREAM), shuts the app's socket for writing. */
 static void in_write(sc_tunnel_in_t *t)
 {
-    if (t->writing || t->closing || !t->connected)
-        return;
-    if (t->pending->size != 0) {
-        h2o_buffer_t *tmp = t->inflight;
-        t->inflight = t->pending;
-        t->pending = tmp;
-        uv_buf_t buf = uv_buf_init(t->inflight->bytes, (unsigned)t->inflight->size);
-        t->write_req.data = t;
-        if (uv_write(&t->write_req, (uv_stream_t *)&t->app, &buf, 1, on_in_written) != 0) {
-            in_abort(t, "app-reset");
-            return;
-        }
-        t->writing = 1;
-        ++t->pending_cbs;
-        return;
-    }
-    if (t->body_complete && !t->shut_started) {
-        t->shut_started = 1;
-        t->shut_req.data = t;
-        if (uv_shutdown(&t->shut_req, (uv_stream_t *)&t->app, on_in_shut) != 0) {
-            in_abort(t, "app-reset");
-            return;
-        }
-        ++t->pending_cbs;
-    }
+    if (!t->closing && t->connected && sink_flush(&t->sink, t->body_complete) != 0)
+        in_abort(t, "app-reset");
 }
 
 /* Both ways ended: the app's last byte went to the peer, and the peer's to the app with the socket shut. */
 static void in_maybe_done(sc_tunnel_in_t *t)
 {
-    if (t->app_eof && t->shut_started && t->pending_cbs == 0)
+    if (t->app_eof && t->sink.shut_started && t->pending_cbs == 0)
         in_close(t, 0);
 }
 
-static void on_in_written(uv_write_t *req, int status)
+static void on_in_sink(void *owner, int shut, size_t n, int status)
 {
-    sc_tunnel_in_t *t = req->data;
-    size_t n = t->inflight->size;
-    --t->pending_cbs;
-    t->writing = 0;
-    h2o_buffer_consume(&t->inflight, n);
+    sc_tunnel_in_t *t = owner;
     if (t->closing) {
         in_maybe_free(t);
         return;
     }
     if (status != 0) {
         in_abort(t, "app-reset");
+        return;
+    }
+    if (shut) {
+        in_maybe_done(t);
         return;
     }
     if (t->ex != NULL) {
@@ -450,21 +463,6 @@ static void on_in_written(uv_write_t *req, int status)
         sc_exchange_consume(t->ex, n); /* the peer may send more */
     }
     in_write(t);
-}
-
-static void on_in_shut(uv_shutdown_t *req, int status)
-{
-    sc_tunnel_in_t *t = req->data;
-    --t->pending_cbs;
-    if (t->closing) {
-        in_maybe_free(t);
-        return;
-    }
-    if (status != 0) {
-        in_abort(t, "app-reset");
-        return;
-    }
-    in_maybe_done(t);
 }
 
 static void on_in_body_change(void *data)
@@ -603,8 +601,7 @@ void sc_tunnel_serve(sc_exchange_t *ex, uv_loop_t *loop, const struct sockaddr *
     }
     *slot = t;
     t->ex = ex;
-    h2o_buffer_init(&t->pending, &h2o_socket_buffer_prototype);
-    h2o_buffer_init(&t->inflight, &h2o_socket_buffer_prototype);
+    sink_init(&t->sink, (uv_stream_t *)&t->app, &t->pending_cbs, on_in_sink, t);
     uv_tcp_init(loop, &t->app);
     uv_timer_init(loop, &t->timer);
     t->app.data = t;

@@ -34,7 +34,8 @@ void sc_worker_base_maybe_finish(sc_worker_base_t *base)
 static void on_drain_deadline(uv_timer_t *timer)
 {
     sc_worker_base_t *base = timer->data;
-    base->ops->on_drain_timeout(base);
+    cmn_log_warn("%s worker %zu: drain timeout reached with %zu connection(s) still open; closing them", base->side,
+                 base->index, base->num_conns);
     stop_worker(base);
 }
 
@@ -53,6 +54,11 @@ static void on_wakeup(uv_async_t *async)
     sc_worker_base_t *base = async->data;
     int drain;
 
+    sc_tls_t *tls = sc_worker_base_take(base, (void **)&base->mail_tls);
+    if (tls != NULL) {
+        sc_tls_release(*base->tls);
+        *base->tls = tls;
+    }
     base->ops->on_mail(base);
     pthread_mutex_lock(&base->mailbox_lock);
     drain = base->drain_requested;
@@ -161,25 +167,24 @@ void sc_worker_base_wake(sc_worker_base_t *base)
     uv_async_send(&base->wakeup);
 }
 
-void sc_worker_base_post_tls(sc_worker_base_t *base, sc_tls_t *tls)
+void sc_worker_base_post(sc_worker_base_t *base, void **slot, void *snapshot, void (*release)(void *))
 {
-    sc_tls_addref(tls);
     pthread_mutex_lock(&base->mailbox_lock);
-    sc_tls_t *superseded = base->mail_tls;
-    base->mail_tls = tls;
+    void *superseded = *slot;
+    *slot = snapshot;
     pthread_mutex_unlock(&base->mailbox_lock);
     if (superseded != NULL)
-        sc_tls_release(superseded); /* never taken: a newer one came first */
+        release(superseded); /* never taken: a newer one came first */
     sc_worker_base_wake(base);
 }
 
-sc_tls_t *sc_worker_base_take_tls(sc_worker_base_t *base)
+void *sc_worker_base_take(sc_worker_base_t *base, void **slot)
 {
     pthread_mutex_lock(&base->mailbox_lock);
-    sc_tls_t *tls = base->mail_tls;
-    base->mail_tls = NULL;
+    void *snapshot = *slot;
+    *slot = NULL;
     pthread_mutex_unlock(&base->mailbox_lock);
-    return tls;
+    return snapshot;
 }
 
 void sc_worker_base_post_drain(sc_worker_base_t *base)
@@ -193,4 +198,143 @@ void sc_worker_base_post_drain(sc_worker_base_t *base)
 int sc_worker_base_stopped(sc_worker_base_t *base)
 {
     return __atomic_load_n(&base->stopped, __ATOMIC_ACQUIRE);
+}
+
+/* ---- a side's workers ---- */
+
+static sc_worker_base_t *group_at(sc_worker_group_t *g, size_t i)
+{
+    return (sc_worker_base_t *)(g->records + i * g->stride + g->base_offset);
+}
+
+void sc_worker_group_init(sc_worker_group_t *g, void *records, size_t stride, size_t base_offset, size_t num)
+{
+    *g = (sc_worker_group_t){records, stride, base_offset, num, 0};
+}
+
+int sc_worker_group_start(sc_worker_group_t *g)
+{
+    for (size_t i = 0; i != g->num; ++i) {
+        if (sc_worker_base_start(group_at(g, i)) != 0)
+            return SC_E_THREAD;
+        ++g->running;
+    }
+    return 0;
+}
+
+static void tls_addref(void *tls)
+{
+    sc_tls_addref(tls);
+}
+
+static void tls_release(void *tls)
+{
+    sc_tls_release(tls);
+}
+
+void sc_worker_group_post(sc_worker_group_t *g, size_t slot_offset, void *snapshot, void (*addref)(void *),
+                          void (*release)(void *))
+{
+    for (size_t i = 0; i != g->num; ++i) {
+        addref(snapshot);
+        sc_worker_base_post(group_at(g, i), (void **)(g->records + i * g->stride + slot_offset), snapshot, release);
+    }
+}
+
+void sc_worker_group_post_tls(sc_worker_group_t *g, sc_tls_t *tls)
+{
+    sc_worker_group_post(g, g->base_offset + offsetof(sc_worker_base_t, mail_tls), tls, tls_addref, tls_release);
+}
+
+void sc_worker_group_set_front_limits(sc_worker_group_t *g, const sc_front_limits_t *limits)
+{
+    for (size_t i = 0; i != g->num; ++i)
+        sc_front_set_limits(group_at(g, i)->front, limits);
+}
+
+void sc_worker_group_drain(sc_worker_group_t *g)
+{
+    for (size_t i = 0; i != g->num; ++i)
+        sc_worker_base_post_drain(group_at(g, i));
+}
+
+int sc_worker_group_stopped(sc_worker_group_t *g)
+{
+    for (size_t i = 0; i != g->running; ++i)
+        if (!sc_worker_base_stopped(group_at(g, i)))
+            return 0;
+    return 1;
+}
+
+size_t sc_worker_group_open_conns(sc_worker_group_t *g)
+{
+    size_t open = 0;
+    for (size_t i = 0; i != g->running; ++i) {
+        sc_worker_base_t *base = group_at(g, i);
+        pthread_mutex_lock(&base->mailbox_lock); /* orders the read after the worker's last write */
+        open += base->num_conns;
+        pthread_mutex_unlock(&base->mailbox_lock);
+    }
+    return open;
+}
+
+/* ---- connections ---- */
+
+/* Counts and logs a connection the budget turned away (already closed). */
+static void note_refusal(sc_worker_base_t *base, sc_refuse_reason_t reason)
+{
+    sc_metrics_count_rejection(base->metrics, reason);
+    sc_worker_base_log_refusal(base, reason);
+}
+
+void *sc_worker_base_admit(sc_worker_base_t *base, uv_stream_t *listener, int status, size_t size,
+                           uv_close_cb on_close)
+{
+    uv_tcp_t *tcp;
+    uv_os_fd_t fd;
+
+    if (status != 0) {
+        /* out of descriptors after all: libuv has closed what was waiting (with its spare descriptor) */
+        if (status == UV_EMFILE || status == UV_ENFILE)
+            note_refusal(base, SC_REFUSE_DESCRIPTORS);
+        return NULL;
+    }
+    /* the slot is taken before anything is allocated: a full listener costs an accept and a close */
+    if (!sc_connlimit_take(base->limit)) {
+        sc_worker_base_refuse_pending(base);
+        note_refusal(base, SC_REFUSE_LIMIT);
+        return NULL;
+    }
+    if ((tcp = calloc(1, size)) == NULL) {
+        sc_connlimit_release(base->limit);
+        sc_worker_base_refuse_pending(base);
+        return NULL;
+    }
+    uv_tcp_init(&base->loop, tcp);
+    ++base->num_conns;
+    sc_metrics_connection_delta(base->metrics, 1);
+    if (uv_accept(listener, (uv_stream_t *)tcp) != 0) {
+        uv_close((uv_handle_t *)tcp, on_close);
+        return NULL;
+    }
+    if (uv_fileno((uv_handle_t *)tcp, &fd) != 0 || !sc_connlimit_fd_ok(base->limit, fd)) {
+        note_refusal(base, SC_REFUSE_DESCRIPTORS);
+        uv_close((uv_handle_t *)tcp, on_close);
+        return NULL;
+    }
+    uv_tcp_nodelay(tcp, 1);
+    return tcp;
+}
+
+sc_worker_base_t *sc_worker_base_of(uv_handle_t *handle)
+{
+    return H2O_STRUCT_FROM_MEMBER(sc_worker_base_t, loop, handle->loop);
+}
+
+void sc_worker_base_release(sc_worker_base_t *base)
+{
+    sc_connlimit_release(base->limit);
+    --base->num_conns;
+    sc_metrics_connection_delta(base->metrics, -1);
+    sc_worker_base_maybe_finish(base);
 }

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "sidecar/admin/metrics.h"
 #include "sidecar/policy/connlimit.h"
 #include "sidecar/policy/error.h"
 #include "sidecar/http/front.h"
@@ -22,10 +23,9 @@ typedef struct st_sc_worker_base_t sc_worker_base_t;
 
 /* What a side does at the points where the shared scaffolding hands over; each runs on the worker's thread. */
 typedef struct st_sc_worker_ops_t {
-    /* A wakeup: swap in the snapshots waiting in the owner's mailbox (taking base->mailbox_lock to read it). */
+    /* A wakeup: swap in the snapshots waiting in the owner's mailbox (sc_worker_base_take); the TLS snapshot
+       is swapped into *base->tls already */
     void (*on_mail)(sc_worker_base_t *base);
-    /* The drain deadline passed with base->num_conns connections open: say so (the worker stops next). */
-    void (*on_drain_timeout)(sc_worker_base_t *base);
     /* The loop is about to stop: last words, such as flushing the access log and closing pools. */
     void (*on_stop)(sc_worker_base_t *base);
 } sc_worker_ops_t;
@@ -49,6 +49,7 @@ struct st_sc_worker_base_t {
     size_t num_conns; /* counted by the owner; the drain finishes when it reaches 0 */
     sc_connlimit_t *limit; /* the listener's budget, shared by its workers (the owner's; set before the start) */
     const char *side;      /* "inbound" or "outbound", for log lines */
+    sc_metrics_t *metrics; /* the owner's counters: refusals, open connections */
     uint64_t refusals;          /* connections this worker turned away */
     uint64_t refusal_logged_at; /* loop time of the last line saying so; 0: none yet */
     int draining;
@@ -57,6 +58,7 @@ struct st_sc_worker_base_t {
     pthread_cond_t parked;        /* a stopped worker waits here until the process exits */
     int drain_requested;
     sc_tls_t *mail_tls; /* a new TLS snapshot for the worker to take (a reference), or NULL */
+    sc_tls_t **tls;     /* the owner's current snapshot (its reference), replaced by one from mail_tls */
 };
 
 /*
@@ -90,17 +92,43 @@ void sc_worker_base_refuse_pending(sc_worker_base_t *base);
  */
 void sc_worker_base_log_refusal(sc_worker_base_t *base, sc_refuse_reason_t reason);
 
+/*
+ * Admits the connection waiting on the listener (worker thread, in the
+ * listener's callback, with its status): takes a slot of the listener's
+ * budget, allocates a zeroed record of size bytes that begins with its
+ * uv_tcp_t, accepts into it and checks its descriptor. From then on the
+ * connection counts in num_conns and the open-connections gauge until its
+ * close callback calls sc_worker_base_release(). Returns the record, or NULL
+ * when the connection was turned away (counted and logged) or could not be
+ * accepted (then on_close, the record's close callback, runs as for any
+ * connection).
+ */
+void *sc_worker_base_admit(sc_worker_base_t *base, uv_stream_t *listener, int status, size_t size,
+                           uv_close_cb on_close);
+
+/* The worker whose loop handle runs on (in a close callback, before the record that holds it is freed). */
+sc_worker_base_t *sc_worker_base_of(uv_handle_t *handle);
+
+/* A connection admitted by sc_worker_base_admit() closed: its slot, count and gauge go; a draining worker may stop. */
+void sc_worker_base_release(sc_worker_base_t *base);
+
 /* Starts the worker's thread, which runs the loop and then parks. Returns 0 or SC_E_THREAD. */
 int sc_worker_base_start(sc_worker_base_t *base) __attribute__((warn_unused_result));
 
 /* Wakes the worker to read its mailbox (any thread; call after filling the mailbox under mailbox_lock). */
 void sc_worker_base_wake(sc_worker_base_t *base);
 
-/* Hands the worker a new TLS snapshot (any thread; the mailbox takes its own reference) and wakes it. */
-void sc_worker_base_post_tls(sc_worker_base_t *base, sc_tls_t *tls);
+/*
+ * Puts snapshot (a reference the caller took for this worker) in a slot of
+ * the worker's mailbox (any thread; slot lives in the owner's record, under
+ * mailbox_lock), releases one still waiting there unread, and wakes the
+ * worker.
+ */
+void sc_worker_base_post(sc_worker_base_t *base, void **slot, void *snapshot, void (*release)(void *));
 
-/* The snapshot posted since the last call, or NULL (worker thread, in on_mail; the caller owns the reference). */
-sc_tls_t *sc_worker_base_take_tls(sc_worker_base_t *base);
+/* The snapshot posted in slot since the last call, or NULL (worker thread, in on_mail; the caller owns it). */
+void *sc_worker_base_take(sc_worker_base_t *base, void **slot);
+
 
 /*
  * Asks the worker to drain (any thread): close its listener, ask the front
@@ -113,5 +141,46 @@ void sc_worker_base_maybe_finish(sc_worker_base_t *base);
 
 /* True once the worker's loop has returned (any thread). */
 int sc_worker_base_stopped(sc_worker_base_t *base);
+
+/*
+ * One side's workers as its owner allocated them: num records of stride
+ * bytes, each holding its sc_worker_base_t at base_offset. What the main
+ * thread does to all of them goes through here (main thread only).
+ */
+typedef struct st_sc_worker_group_t {
+    char *records;
+    size_t stride;
+    size_t base_offset;
+    size_t num;     /* set up */
+    size_t running; /* threads started */
+} sc_worker_group_t;
+
+/* Describes records (num of stride bytes, the base at base_offset). */
+void sc_worker_group_init(sc_worker_group_t *g, void *records, size_t stride, size_t base_offset, size_t num);
+
+/* Starts every worker's thread. Returns 0 or SC_E_THREAD (those started keep running). */
+int sc_worker_group_start(sc_worker_group_t *g) __attribute__((warn_unused_result));
+
+/* Hands every worker a new TLS snapshot (each takes its own reference). */
+void sc_worker_group_post_tls(sc_worker_group_t *g, sc_tls_t *tls);
+
+/*
+ * Hands every worker a snapshot into the mailbox slot at slot_offset of its
+ * record: addref takes a reference for each, release drops one it replaces.
+ */
+void sc_worker_group_post(sc_worker_group_t *g, size_t slot_offset, void *snapshot, void (*addref)(void *),
+                          void (*release)(void *));
+
+/* Sets every worker's request head limits (copied; before the start). */
+void sc_worker_group_set_front_limits(sc_worker_group_t *g, const sc_front_limits_t *limits);
+
+/* Asks every worker to drain: close its listener, finish in-flight requests, stop within the drain timeout. */
+void sc_worker_group_drain(sc_worker_group_t *g);
+
+/* True once every started worker's loop has returned. */
+int sc_worker_group_stopped(sc_worker_group_t *g);
+
+/* After sc_worker_group_stopped(): the connections still open when the workers stopped (cut at the deadline). */
+size_t sc_worker_group_open_conns(sc_worker_group_t *g);
 
 #endif
