@@ -105,7 +105,7 @@ static void note_fail_detail(sc_conn_t *conn, const char *fmt, ...)
 
 /* ---- TLS hooks (run inside OpenSSL during the handshake, on the worker's thread) ---- */
 
-static void on_tls_verify(SSL *ssl, int rc, const crt_verify_result_t *res)
+void sc_inbound_on_tls_verify(SSL *ssl, int rc, const crt_verify_result_t *res)
 {
     sc_conn_t *conn = conn_of_ssl(ssl);
     if (conn == NULL)
@@ -132,12 +132,12 @@ static void note_handshake_error(sc_conn_t *conn)
     note_fail_detail(conn, "%s", why != NULL ? why : "TLS error");
 }
 
-static void on_tls_info(const SSL *ssl, int where, int ret)
+void sc_inbound_on_tls_info(const SSL *ssl, int where, int ret)
 {
     sc_conn_t *conn = conn_of_ssl(ssl);
     if (conn == NULL)
         return;
-    /* HANDSHAKE_DONE comes once the client's Finished is in: after on_tls_verify for full handshakes */
+    /* HANDSHAKE_DONE comes once the client's Finished is in: after sc_inbound_on_tls_verify for full handshakes */
     if ((where & SSL_CB_HANDSHAKE_DONE) != 0 && !conn->handshake_done && conn->fail_reason == NULL &&
         (conn->peer_id != NULL || SSL_session_reused((SSL *)ssl))) {
         conn->handshake_done = 1;
@@ -166,15 +166,6 @@ static void on_tls_info(const SSL *ssl, int where, int ret)
     }
 }
 
-void sc_inbound_on_tls_verify(SSL *ssl, int rc, const crt_verify_result_t *res)
-{
-    on_tls_verify(ssl, rc, res);
-}
-
-void sc_inbound_on_tls_info(const SSL *ssl, int where, int ret)
-{
-    on_tls_info(ssl, where, ret);
-}
 
 /* ---- connections ---- */
 
