@@ -411,11 +411,17 @@ ns_wait_port "$NS_B" 8081 10
 ns_wait_port "$NS_B" 15020 10
 in_ns "$NS_A" "$top/tools/seam-iptables" --remove
 if in_ns "$NS_A" "$top/tools/seam-iptables" --app-ports 8080 --sidecar-uid "$SIDECAR_UID" --exclude-outbound-ports 15020 \
-    2>"$WORK/ipt-a2.err"; then
-    pass "seam-iptables reinstalls A's rules with --exclude-outbound-ports 15020"
+    --exclude-outbound-cidrs "$UNMESHED_IP/32" 2>"$WORK/ipt-a2.err"; then
+    pass "seam-iptables reinstalls A's rules with --exclude-outbound-ports 15020 --exclude-outbound-cidrs $UNMESHED_IP/32"
 else
-    fail "seam-iptables reinstalls A's rules with --exclude-outbound-ports 15020" "$(cat "$WORK/ipt-a2.err")"
+    fail "seam-iptables reinstalls A's rules with --exclude-outbound-ports 15020 --exclude-outbound-cidrs $UNMESHED_IP/32" \
+        "$(cat "$WORK/ipt-a2.err")"
 fi
+excluded_before=$(grep -c "\"original_dst\":\"$UNMESHED_IP:7000\"" "$WORK/sidecar-a.log")
+check "TCP to the excluded CIDR ($UNMESHED_IP:7000): echoed" "ok echo" \
+    "$(tcp_client --target "$UNMESHED_IP:7000" --send "straight to the destination")"
+check "the excluded CIDR bypassed A's sidecar (no new access-log line for it)" "$excluded_before" \
+    "$(grep -c "\"original_dst\":\"$UNMESHED_IP:7000\"" "$WORK/sidecar-a.log")"
 check "a probe from pod A to B's probe port, app up: 200" 200 "$(ns_curl "$NS_A" "http://$B_IP:15020/app-health/web/readiness")"
 check_contains "the answer came from B's probe listener" "ok: 127.0.0.1:8081 answered 200" "$(cat "$WORK/body")"
 check "the excluded port bypassed A's sidecar (no access-log line for it)" 0 \
@@ -440,6 +446,8 @@ fi
 check "sidecars A and B drain and exit 0 on SIGTERM" "0 0" "$rc_a $rc_b"
 
 # --- --outbound-unknown deny: a new sidecar in A refuses TCP no route covers
+in_ns "$NS_A" "$top/tools/seam-iptables" --remove
+in_ns "$NS_A" "$top/tools/seam-iptables" --app-ports 8080 --sidecar-uid "$SIDECAR_UID" # no exclusions again
 start_pod_sidecar sidecar-a-deny "$NS_A" "$WORK/a" "${POD_ARGS[@]}" --routes "$WORK/a/routes.json" \
     --policy "$WORK/a/policy.json" --outbound-unknown deny
 ns_wait_port "$NS_A" 15001 10
