@@ -13,6 +13,13 @@ static sc_freq_t *stream_of(nghttp2_session *session, int32_t id)
     return id > 0 ? nghttp2_session_get_stream_user_data(session, id) : NULL;
 }
 
+/* A CONNECT the handler answered 2xx: a TCP tunnel whose two directions end on their own. A refused one (4xx, 5xx)
+   ends as any request does: its answer ends the stream, and what the client still sends is dropped. */
+static int tunnel_open(const sc_freq_t *r)
+{
+    return r->tunnel && r->ex.status >= 200 && r->ex.status <= 299;
+}
+
 /* ---- output ---- */
 
 /* Sends fields (trailers) as a HEADERS frame; nghttp2 copies them. */
@@ -455,7 +462,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     sc_fconn_t *conn = user_data;
     sc_freq_t *r = stream_of(session, stream_id);
     (void)flags;
-    if (r == NULL || r->ex.body.failed || (r->final && (!r->tunnel || r->failed))) {
+    if (r == NULL || r->ex.body.failed || (r->final && (!tunnel_open(r) || r->failed))) {
         nghttp2_session_consume(session, stream_id, len); /* nobody reads it: give the window back */
         return 0;
     }
@@ -478,7 +485,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     sc_freq_t *r = stream_of(session, frame->hd.stream_id);
     (void)user_data;
     /* the response is complete while the client still sends: it need not (RFC 9113 8.1) */
-    if (r != NULL && !r->tunnel && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && !r->ex.body.complete &&
+    if (r != NULL && !tunnel_open(r) && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && !r->ex.body.complete &&
         (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS))
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;

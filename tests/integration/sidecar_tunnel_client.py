@@ -456,7 +456,20 @@ def mode_h1connect(host, port, cert, key, bundle, authority):
     print("%s %s %s" % (alpn, status, show(body).strip()))
 
 
-MODES = {"echo": mode_echo, "upload": mode_upload, "download": mode_download, "reset": mode_reset,
+def mode_refused_many(t, authority, n):
+    """n CONNECTs the sidecar refuses, then 256 KiB offered on each: a refused stream must end (RST_STREAM
+    NO_ERROR after the answer), never sit open taking bytes nobody reads."""
+    sids = [t.open(authority) for _ in range(int(n))]
+    for sid in sids:
+        t.answered(sid)
+    taken = sum(t.send(sid, b"x" * 262144, seconds=5, stall=0.5) for sid in sids)
+    t.wait(lambda: all(t.streams[sid]["end"] not in (None, "END_STREAM") for sid in sids), 5)
+    statuses = sorted({t.streams[sid]["status"] or "none" for sid in sids})
+    ends = sorted({t.streams[sid]["end"] or "open" for sid in sids})
+    print("status=%s ends=%s taken=%d" % (",".join(statuses), ",".join(ends), taken))
+
+
+MODES = {"echo": mode_echo, "refused-many": mode_refused_many, "upload": mode_upload, "download": mode_download, "reset": mode_reset,
          "reset-busy": mode_reset_busy, "appreset": mode_appreset, "connect": mode_connect}
 
 if __name__ == "__main__":

@@ -284,6 +284,29 @@ check "a rule with methods only admits its HTTP requests" 200 \
 refused "a rule with methods only" auditor "127.0.0.1:$ECHO_PORT" 403 \
     "denies $AUDITOR_ID TCP to app port $ECHO_PORT" "tcp 403 deny default -" deny
 
+# a refused CONNECT ends as any refused request does: its stream is reset after the answer, and what
+# the peer still sends is dropped, not buffered (before, 100 refused streams held 27 MB open)
+base=$(vmhwm "$BACKEND_PID")
+mark=$(log_count)
+line=$(tunnel frontend refused-many "127.0.0.1:$ADMIN_PORT" 100)
+DENIED=$((DENIED + 100))
+check_match "100 refused CONNECTs: each answered 403 and then reset (NO_ERROR)" '^status=403 ends=rst=0 taken=' "$line"
+taken=${line##*taken=}
+if [ "${taken:-999999999}" -le $((100 * 65536)) ]; then
+    pass "100 refused CONNECTs: at most the initial windows were taken after the answers ($taken bytes)"
+else
+    fail "100 refused CONNECTs: at most the initial windows were taken after the answers" "$taken bytes"
+fi
+growth=$(($(vmhwm "$BACKEND_PID") - base))
+if [ "$growth" -lt 8192 ]; then
+    pass "100 refused CONNECTs: the sidecar's peak memory grew less than 8 MB ($growth KB)"
+else
+    fail "100 refused CONNECTs: the sidecar's peak memory grew less than 8 MB" "$growth KB"
+fi
+for ((i = 0; i < 50; i++)); do [ $(($(log_count) - mark)) -ge 100 ] && break; sleep 0.1; done
+check "100 refused CONNECTs: their access-log lines are written at once" 100 "$(($(log_count) - mark))"
+counted "100 refused CONNECTs"
+
 # --- 5. CONNECT over HTTP/1.1 to an admitted port: 400, logged as the HTTP/1.1 request it is (the
 # TCP counters do not move)
 mark=$(log_count)
