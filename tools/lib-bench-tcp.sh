@@ -87,45 +87,27 @@ lbt_transfer() {
     done
 }
 
+. tests/pod/netns.sh
+
 lbt_setup_pods() {
-    ip netns add "$LBT_NS_A" || return 1
-    LBT_NAMESPACES+=("$LBT_NS_A")
-    ip netns add "$LBT_NS_B" || return 1
-    LBT_NAMESPACES+=("$LBT_NS_B")
-    ip link add "$LBT_VETH_A" netns "$LBT_NS_A" type veth peer name "$LBT_VETH_B" netns "$LBT_NS_B" &&
-        ip -n "$LBT_NS_A" addr add "$LBT_A_IP/24" dev "$LBT_VETH_A" &&
-        ip -n "$LBT_NS_B" addr add "$LBT_B_IP/24" dev "$LBT_VETH_B" &&
-        ip -n "$LBT_NS_B" addr add "$LBT_UNMESHED_IP/24" dev "$LBT_VETH_B" &&
-        ip -n "$LBT_NS_A" link set lo up && ip -n "$LBT_NS_B" link set lo up &&
-        ip -n "$LBT_NS_A" link set "$LBT_VETH_A" up && ip -n "$LBT_NS_B" link set "$LBT_VETH_B" up
+    netns_pair "$LBT_NS_A" "$LBT_NS_B" "$LBT_VETH_A" "$LBT_VETH_B" "$LBT_A_IP" "$LBT_B_IP" LBT_NAMESPACES &&
+        ip -n "$LBT_NS_B" addr add "$LBT_UNMESHED_IP/24" dev "$LBT_VETH_B"
 }
 
 # lbt_start_haproxy_pair: the baseline, one thread each, the sidecar's TLS 1.3 cipher suites in
 # its order (so both pairs use AES-128-GCM). Sets LBT_PID_HO and LBT_PID_HI.
 lbt_start_haproxy_pair() {
     local suites=TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
-    cat >"$work/haproxy-tcp-in.cfg" <<EOF
-global
-    nbthread 1
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 10m
-    timeout server 10m
+    # one thread each; 10 minutes of silence is no timeout for a bulk transfer
+    local head='global\n    nbthread 1\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 10m\n    timeout server 10m\n'
+    { printf "$head"; cat; } >"$work/haproxy-tcp-in.cfg" <<EOF
 frontend mesh_in
     bind $LBT_B_IP:$LBT_HA_IN_PORT ssl crt $work/server-haproxy.pem ca-file $work/ca/bundle.pem verify required ssl-min-ver TLSv1.3 ciphersuites $suites
     default_backend app
 backend app
     server app 127.0.0.1:$LBT_APP_PORT
 EOF
-    cat >"$work/haproxy-tcp-out.cfg" <<EOF
-global
-    nbthread 1
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 10m
-    timeout server 10m
+    { printf "$head"; cat; } >"$work/haproxy-tcp-out.cfg" <<EOF
 frontend app_out
     bind 127.0.0.1:$LBT_HA_OUT_PORT
     default_backend mesh

@@ -12,6 +12,7 @@ sidecar_src=${1:?usage: run.sh SIDECAR_BIN CERTS_BIN TEST_APP}
 certs=${2:?usage: run.sh SIDECAR_BIN CERTS_BIN TEST_APP}
 app=${3:?usage: run.sh SIDECAR_BIN CERTS_BIN TEST_APP}
 source "$top/tests/integration/lib.sh"
+source "$here/netns.sh"
 
 SIDECAR_UID=1337
 TD=pod.test
@@ -150,17 +151,7 @@ route "$A_IP" "$A_IP:15006" "$ID_A" >"$WORK/b/routes.json"
 route b.pod.test "$B_IP:15006" "$ID_B" >"$WORK/c/routes.json"
 
 # --- two pods joined by a veth pair
-setup_pods() {
-    ip netns add "$NS_A" || return 1
-    NAMESPACES+=("$NS_A")
-    ip netns add "$NS_B" || return 1
-    NAMESPACES+=("$NS_B")
-    ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B" &&
-        ip -n "$NS_A" addr add "$A_IP/24" dev "$VETH_A" && ip -n "$NS_B" addr add "$B_IP/24" dev "$VETH_B" &&
-        ip -n "$NS_A" link set lo up && ip -n "$NS_B" link set lo up &&
-        ip -n "$NS_A" link set "$VETH_A" up && ip -n "$NS_B" link set "$VETH_B" up
-}
-if setup_pods 2>"$WORK/setup.err"; then
+if netns_pair "$NS_A" "$NS_B" "$VETH_A" "$VETH_B" "$A_IP" "$B_IP" NAMESPACES 2>"$WORK/setup.err"; then
     pass "pods $NS_A ($A_IP) and $NS_B ($B_IP) joined by a veth pair"
 else
     fail "pods $NS_A ($A_IP) and $NS_B ($B_IP) joined by a veth pair" "$(cat "$WORK/setup.err")"
