@@ -5,7 +5,7 @@
 #include <h2o.h>
 #include <nghttp2/nghttp2.h>
 
-#define SC_WQUEUE_H2_BATCH (64 * 1024) /* HTTP/2 frame bytes gathered per socket write */
+#define SC_WQUEUE_H2_BATCH (256 * 1024) /* HTTP/2 frame bytes gathered per socket write */
 
 /*
  * A socket's outgoing bytes. One write is in flight at a time (which paces a
