@@ -119,6 +119,11 @@ void sc_tls_release(sc_tls_t *tls)
         tls_free(tls);
 }
 
+void sc_tls_ref(void *tls, int delta)
+{
+    (delta > 0 ? sc_tls_addref : sc_tls_release)(tls);
+}
+
 static int read_file(const char *path, const char *what, char **buf, size_t *len, char *err, size_t err_cap)
 {
     if (crt_file_read(path, CRT_FILE_MAX, buf, len) != 0) {

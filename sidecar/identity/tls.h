@@ -100,5 +100,7 @@ int sc_tls_load(const sc_tls_source_t *src, const sc_tls_hooks_t *hooks, time_t 
 
 void sc_tls_addref(sc_tls_t *tls);
 void sc_tls_release(sc_tls_t *tls);
+/* Either, for code that holds snapshots of any kind: delta > 0 takes a reference, else drops one. */
+void sc_tls_ref(void *tls, int delta);
 
 #endif

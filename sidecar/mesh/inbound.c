@@ -522,16 +522,6 @@ static const sc_front_handler_t front_handler = {.on_request = on_request, .on_l
 
 /* ---- workers ---- */
 
-static void on_worker_mail(sc_worker_base_t *base)
-{
-    sc_worker_t *w = worker_of_base(base);
-    sc_policy_t *policy = sc_worker_base_take(base, (void **)&w->mail_policy);
-    if (policy != NULL) {
-        sc_policy_release(w->policy);
-        w->policy = policy;
-    }
-}
-
 static void on_worker_stop(sc_worker_base_t *base)
 {
     sc_worker_t *w = worker_of_base(base);
@@ -540,7 +530,7 @@ static void on_worker_stop(sc_worker_base_t *base)
 }
 
 static const sc_worker_ops_t worker_ops = {
-    .on_mail = on_worker_mail, .on_stop = on_worker_stop};
+    .on_stop = on_worker_stop};
 
 void sc_inbound_refuse_tunnel_port(sc_inbound_t *in, uint16_t port)
 {
@@ -591,6 +581,9 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
         w->base.limit = &in->limit;
         w->base.side = "inbound";
         w->base.tls = &w->tls;
+        w->base.mail = (void **)&w->mail_policy;
+        w->base.current = (void **)&w->policy;
+        w->base.ref = sc_policy_ref;
         w->base.metrics = &w->metrics;
         w->tls = tls;
         sc_tls_addref(tls);
@@ -624,19 +617,9 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
     return 0;
 }
 
-static void policy_addref(void *policy)
-{
-    sc_policy_addref(policy);
-}
-
-static void policy_release(void *policy)
-{
-    sc_policy_release(policy);
-}
-
 void sc_inbound_publish_policy(sc_inbound_t *in, sc_policy_t *policy)
 {
-    sc_worker_group_post(&in->group, offsetof(sc_worker_t, mail_policy), policy, policy_addref, policy_release);
+    sc_worker_group_post(&in->group, offsetof(sc_worker_t, mail_policy), policy, sc_policy_ref);
 }
 
 void sc_inbound_publish_tls(sc_inbound_t *in, sc_tls_t *tls)

@@ -539,23 +539,13 @@ static void on_app_connection(uv_stream_t *listener, int status)
     sc_front_serve(&w->front, sock, SC_FRONT_HTTP1);
 }
 
-static void on_worker_mail(sc_worker_base_t *base)
-{
-    sc_oworker_t *w = worker_of_base(base);
-    sc_routes_t *routes = sc_worker_base_take(base, (void **)&w->mail_routes);
-    if (routes != NULL) {
-        sc_routes_release(w->routes);
-        w->routes = routes;
-    }
-}
-
 static void on_worker_stop(sc_worker_base_t *base)
 {
     sc_accesslog_flush(&worker_of_base(base)->accesslog);
 }
 
 static const sc_worker_ops_t worker_ops = {
-    .on_mail = on_worker_mail, .on_stop = on_worker_stop};
+    .on_stop = on_worker_stop};
 
 int sc_routes_load_file(const char *path, sc_routes_t **out, char *err, size_t err_cap)
 {
@@ -599,6 +589,9 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
         w->base.limit = &out->limit;
         w->base.side = "outbound";
         w->base.tls = &w->tls;
+        w->base.mail = (void **)&w->mail_routes;
+        w->base.current = (void **)&w->routes;
+        w->base.ref = sc_routes_ref;
         w->base.metrics = &w->metrics;
         sc_upstream_env_init(&w->mesh, &w->base.loop, &w->metrics, &w->tls, 0, upstream_timeout_ms, idle_timeout_ms,
                              stream_idle_ms);
@@ -632,18 +625,8 @@ void sc_outbound_set_tcp(sc_outbound_t *out, uint64_t detect_timeout_ms, int unk
         out->workers[i].detect_timeout.timeout = detect_timeout_ms; /* h2o reads it at each link */
 }
 
-static void routes_addref(void *routes)
-{
-    sc_routes_addref(routes);
-}
-
-static void routes_release(void *routes)
-{
-    sc_routes_release(routes);
-}
-
 void sc_outbound_publish_routes(sc_outbound_t *out, sc_routes_t *routes)
 {
-    sc_worker_group_post(&out->group, offsetof(sc_oworker_t, mail_routes), routes, routes_addref, routes_release);
+    sc_worker_group_post(&out->group, offsetof(sc_oworker_t, mail_routes), routes, sc_routes_ref);
 }
 

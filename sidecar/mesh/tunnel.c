@@ -373,7 +373,8 @@ typedef struct st_sc_tunnel_in_t {
     unsigned pending_cbs; /* connect, write, shutdown not called back */
     unsigned open_handles;
     int connected, reading, app_eof, body_complete, closing;
-    char rbuf[SC_TUNNEL_READ]; /* the app's bytes, until sc_exchange_send copied them */
+    char *rbuf; /* a read of the app's bytes (SC_TUNNEL_PIECE), from the alloc callback until sc_exchange_send
+                   copied them: an idle tunnel holds none */
 } sc_tunnel_in_t;
 
 static void in_maybe_free(sc_tunnel_in_t *t)
@@ -381,6 +382,7 @@ static void in_maybe_free(sc_tunnel_in_t *t)
     if (!t->closing || t->open_handles != 0 || t->pending_cbs != 0 || t->ex != NULL)
         return;
     sink_dispose(&t->sink);
+    free(t->rbuf);
     free(t);
 }
 
@@ -482,7 +484,9 @@ static void on_in_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     sc_tunnel_in_t *t = handle->data;
     (void)suggested;
-    *buf = uv_buf_init(t->rbuf, sizeof(t->rbuf));
+    if (t->rbuf == NULL)
+        t->rbuf = malloc(SC_TUNNEL_PIECE);
+    *buf = uv_buf_init(t->rbuf, t->rbuf != NULL ? SC_TUNNEL_PIECE : 0); /* none: libuv reports UV_ENOBUFS */
 }
 
 static void on_in_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -501,6 +505,8 @@ static void on_in_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         h2o_iovec_t piece = h2o_iovec_init(t->rbuf, (size_t)nread);
         t->ex->log.tunnel_sent += (uint64_t)nread;
         sc_exchange_send(t->ex, &piece, 1, SC_SEND_MORE);
+        free(t->rbuf); /* copied */
+        t->rbuf = NULL;
         return;
     }
     if (nread != UV_EOF) {

@@ -9,7 +9,8 @@
 #include "sidecar/http/exchange.h"
 #include "sidecar/mesh/upstream.h"
 
-#define SC_TUNNEL_READ 16384           /* bytes per read from a TCP side */
+#define SC_TUNNEL_READ 16384           /* bytes per read of the app on the calling side (into the stream's buffer) */
+#define SC_TUNNEL_PIECE (128 * 1024)   /* bytes per read of the app on the answering side: one send to the peer */
 #define SC_TUNNEL_HIGH (256 * 1024)    /* the app's bytes the mesh stream has not taken: the app is not read ... */
 #define SC_TUNNEL_LOW (64 * 1024)      /* ... until they drain below this */
 

@@ -59,7 +59,11 @@ static void on_wakeup(uv_async_t *async)
         sc_tls_release(*base->tls);
         *base->tls = tls;
     }
-    base->ops->on_mail(base);
+    void *snapshot = base->mail != NULL ? sc_worker_base_take(base, base->mail) : NULL;
+    if (snapshot != NULL) {
+        base->ref(*base->current, -1);
+        *base->current = snapshot;
+    }
     pthread_mutex_lock(&base->mailbox_lock);
     drain = base->drain_requested;
     pthread_mutex_unlock(&base->mailbox_lock);
@@ -167,14 +171,14 @@ void sc_worker_base_wake(sc_worker_base_t *base)
     uv_async_send(&base->wakeup);
 }
 
-void sc_worker_base_post(sc_worker_base_t *base, void **slot, void *snapshot, void (*release)(void *))
+void sc_worker_base_post(sc_worker_base_t *base, void **slot, void *snapshot, void (*ref)(void *, int))
 {
     pthread_mutex_lock(&base->mailbox_lock);
     void *superseded = *slot;
     *slot = snapshot;
     pthread_mutex_unlock(&base->mailbox_lock);
     if (superseded != NULL)
-        release(superseded); /* never taken: a newer one came first */
+        ref(superseded, -1); /* never taken: a newer one came first */
     sc_worker_base_wake(base);
 }
 
@@ -222,28 +226,17 @@ int sc_worker_group_start(sc_worker_group_t *g)
     return 0;
 }
 
-static void tls_addref(void *tls)
-{
-    sc_tls_addref(tls);
-}
-
-static void tls_release(void *tls)
-{
-    sc_tls_release(tls);
-}
-
-void sc_worker_group_post(sc_worker_group_t *g, size_t slot_offset, void *snapshot, void (*addref)(void *),
-                          void (*release)(void *))
+void sc_worker_group_post(sc_worker_group_t *g, size_t slot_offset, void *snapshot, void (*ref)(void *, int))
 {
     for (size_t i = 0; i != g->num; ++i) {
-        addref(snapshot);
-        sc_worker_base_post(group_at(g, i), (void **)(g->records + i * g->stride + slot_offset), snapshot, release);
+        ref(snapshot, 1);
+        sc_worker_base_post(group_at(g, i), (void **)(g->records + i * g->stride + slot_offset), snapshot, ref);
     }
 }
 
 void sc_worker_group_post_tls(sc_worker_group_t *g, sc_tls_t *tls)
 {
-    sc_worker_group_post(g, g->base_offset + offsetof(sc_worker_base_t, mail_tls), tls, tls_addref, tls_release);
+    sc_worker_group_post(g, g->base_offset + offsetof(sc_worker_base_t, mail_tls), tls, sc_tls_ref);
 }
 
 void sc_worker_group_set_front_limits(sc_worker_group_t *g, const sc_front_limits_t *limits)

@@ -23,9 +23,6 @@ typedef struct st_sc_worker_base_t sc_worker_base_t;
 
 /* What a side does at the points where the shared scaffolding hands over; each runs on the worker's thread. */
 typedef struct st_sc_worker_ops_t {
-    /* A wakeup: swap in the snapshots waiting in the owner's mailbox (sc_worker_base_take); the TLS snapshot
-       is swapped into *base->tls already */
-    void (*on_mail)(sc_worker_base_t *base);
     /* The loop is about to stop: last words, such as flushing the access log and closing pools. */
     void (*on_stop)(sc_worker_base_t *base);
 } sc_worker_ops_t;
@@ -59,6 +56,10 @@ struct st_sc_worker_base_t {
     int drain_requested;
     sc_tls_t *mail_tls; /* a new TLS snapshot for the worker to take (a reference), or NULL */
     sc_tls_t **tls;     /* the owner's current snapshot (its reference), replaced by one from mail_tls */
+    /* the owner's other snapshot (inbound: the policy; outbound: the routes), swapped the same way at a wakeup */
+    void **mail;        /* its mailbox slot, in the owner's record */
+    void **current;     /* the one in use (the worker's reference) */
+    void (*ref)(void *snapshot, int delta);
 };
 
 /*
@@ -121,12 +122,12 @@ void sc_worker_base_wake(sc_worker_base_t *base);
 /*
  * Puts snapshot (a reference the caller took for this worker) in a slot of
  * the worker's mailbox (any thread; slot lives in the owner's record, under
- * mailbox_lock), releases one still waiting there unread, and wakes the
- * worker.
+ * mailbox_lock), drops one still waiting there unread (ref(old, -1)), and
+ * wakes the worker. ref is the snapshot kind's sc_*_ref.
  */
-void sc_worker_base_post(sc_worker_base_t *base, void **slot, void *snapshot, void (*release)(void *));
+void sc_worker_base_post(sc_worker_base_t *base, void **slot, void *snapshot, void (*ref)(void *, int));
 
-/* The snapshot posted in slot since the last call, or NULL (worker thread, in on_mail; the caller owns it). */
+/* The snapshot posted in slot since the last call, or NULL (worker thread, at a wakeup; the caller owns it). */
 void *sc_worker_base_take(sc_worker_base_t *base, void **slot);
 
 
@@ -166,10 +167,10 @@ void sc_worker_group_post_tls(sc_worker_group_t *g, sc_tls_t *tls);
 
 /*
  * Hands every worker a snapshot into the mailbox slot at slot_offset of its
- * record: addref takes a reference for each, release drops one it replaces.
+ * record; ref (sc_policy_ref, sc_routes_ref, sc_tls_ref) takes a reference
+ * for each and drops one it replaces.
  */
-void sc_worker_group_post(sc_worker_group_t *g, size_t slot_offset, void *snapshot, void (*addref)(void *),
-                          void (*release)(void *));
+void sc_worker_group_post(sc_worker_group_t *g, size_t slot_offset, void *snapshot, void (*ref)(void *, int));
 
 /* Sets every worker's request head limits (copied; before the start). */
 void sc_worker_group_set_front_limits(sc_worker_group_t *g, const sc_front_limits_t *limits);

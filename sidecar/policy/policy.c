@@ -414,6 +414,11 @@ void sc_policy_release(sc_policy_t *policy)
         policy_free(policy);
 }
 
+void sc_policy_ref(void *policy, int delta)
+{
+    (delta > 0 ? sc_policy_addref : sc_policy_release)(policy);
+}
+
 static int from_matches(const sc_from_t *f, const char *peer, size_t len)
 {
     switch (f->kind) {

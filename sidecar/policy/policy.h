@@ -61,6 +61,8 @@ void sc_policy_error_format(const char *source, const sc_policy_error_t *err, ch
 /* Reference counting (atomic: snapshots are shared between threads). NULL is ignored. */
 void sc_policy_addref(sc_policy_t *policy);
 void sc_policy_release(sc_policy_t *policy);
+/* Either, for code that holds snapshots of any kind: delta > 0 takes a reference, else drops one. */
+void sc_policy_ref(void *policy, int delta);
 
 /*
  * Decides one request. peer_id is the verified SPIFFE ID of the connection,

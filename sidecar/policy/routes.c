@@ -213,6 +213,11 @@ void sc_routes_release(sc_routes_t *routes)
     free(routes);
 }
 
+void sc_routes_ref(void *routes, int delta)
+{
+    (delta > 0 ? sc_routes_addref : sc_routes_release)(routes);
+}
+
 size_t sc_routes_count(const sc_routes_t *routes)
 {
     return routes->count;

@@ -31,6 +31,8 @@ int sc_routes_parse(const char *name, const char *json, size_t len, sc_routes_t 
 
 void sc_routes_addref(sc_routes_t *routes);
 void sc_routes_release(sc_routes_t *routes);
+/* Either, for code that holds snapshots of any kind: delta > 0 takes a reference, else drops one. */
+void sc_routes_ref(void *routes, int delta);
 
 size_t sc_routes_count(const sc_routes_t *routes);
 const sc_route_t *sc_routes_at(const sc_routes_t *routes, size_t i);
