@@ -54,6 +54,15 @@ start() { # NAME CMD...: background, stdout and stderr in $work/NAME.log, PID re
     pids+=("$LAST")
 }
 
+# lb_cpu_ticks PID: utime + stime of PID (all its threads) in clock ticks, fields 14 and 15 of
+# /proc/PID/stat counted after the command name, which may hold spaces; 0 when PID is gone.
+lb_cpu_ticks() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    stat=${stat##*) }
+    awk '{print $12 + $13}' <<<"$stat"
+}
+
 # lb_certs: a root for $TD and two leaves, client.pem/.key ($CLIENT_ID) and server.pem/.key ($SERVER_ID).
 lb_certs() {
     TD=bench.local
