@@ -57,15 +57,6 @@ lbt_ns_listening() {
     return 1
 }
 
-# lbt_cpu_ticks PID: utime + stime of PID in clock ticks (fields 14 and 15 of /proc/PID/stat,
-# counted after the command name, which may hold spaces).
-lbt_cpu_ticks() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    stat=${stat##*) }
-    awk '{print $12 + $13}' <<<"$stat"
-}
-
 # lbt_transfer SETUP TARGET PORT [PID...]: one iperf3 run each way from pod A to TARGET:PORT for
 # $lbt_seconds; the CPU each PID used during each run goes to $work/tcp/runs.tsv.
 lbt_transfer() {
@@ -75,13 +66,13 @@ lbt_transfer() {
         flag=
         [ "$dir" = b_to_a ] && flag=-R
         before=()
-        for p in "$@"; do before+=("$(lbt_cpu_ticks "$p")"); done
+        for p in "$@"; do before+=("$(lb_cpu_ticks "$p")"); done
         timeout $((lbt_seconds + 30)) ip netns exec "$LBT_NS_A" iperf3 -c "$target" -p "$port" -t "$lbt_seconds" \
             --connect-timeout 5000 -J $flag >"$work/tcp/$setup-$dir.json" 2>"$work/tcp/$setup-$dir.err"
         rc=$?
         used=()
         for ((p = 1; p <= $#; p++)); do
-            used+=("$(($(lbt_cpu_ticks "${!p}") - before[p - 1]))")
+            used+=("$(($(lb_cpu_ticks "${!p}") - before[p - 1]))")
         done
         printf '%s\t%s\t%s\t%s\n' "$setup" "$dir" "$rc" "${used[*]:-}" >>"$work/tcp/runs.tsv"
     done
