@@ -576,15 +576,9 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
     for (size_t i = 0; i != num_workers; ++i) {
         sc_worker_t *w = &in->workers[i];
         w->inbound = in;
-        sc_worker_base_init(&w->base, &worker_ops, i, drain_timeout_ms);
-        w->base.loop.data = w;
-        w->base.limit = &in->limit;
-        w->base.side = "inbound";
-        w->base.tls = &w->tls;
-        w->base.mail = (void **)&w->mail_policy;
-        w->base.current = (void **)&w->policy;
-        w->base.ref = sc_policy_ref;
-        w->base.metrics = &w->metrics;
+        const sc_worker_setup_t setup = {&worker_ops, "inbound", w, &in->limit, &w->metrics, &w->tls,
+                                         (void **)&w->mail_policy, (void **)&w->policy, sc_policy_ref};
+        sc_worker_base_init(&w->base, &setup, i, drain_timeout_ms);
         w->tls = tls;
         sc_tls_addref(tls);
         w->policy = policy;

@@ -584,15 +584,9 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
         sc_oworker_t *w = &out->workers[i];
         w->outbound = out;
         w->metrics.direction = SC_DIRECTION_OUTBOUND;
-        sc_worker_base_init(&w->base, &worker_ops, i, drain_timeout_ms);
-        w->base.loop.data = w;
-        w->base.limit = &out->limit;
-        w->base.side = "outbound";
-        w->base.tls = &w->tls;
-        w->base.mail = (void **)&w->mail_routes;
-        w->base.current = (void **)&w->routes;
-        w->base.ref = sc_routes_ref;
-        w->base.metrics = &w->metrics;
+        const sc_worker_setup_t setup = {&worker_ops, "outbound", w, &out->limit, &w->metrics, &w->tls,
+                                         (void **)&w->mail_routes, (void **)&w->routes, sc_routes_ref};
+        sc_worker_base_init(&w->base, &setup, i, drain_timeout_ms);
         sc_upstream_env_init(&w->mesh, &w->base.loop, &w->metrics, &w->tls, 0, upstream_timeout_ms, idle_timeout_ms,
                              stream_idle_ms);
         w->tls = tls;

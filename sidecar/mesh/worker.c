@@ -71,12 +71,21 @@ static void on_wakeup(uv_async_t *async)
         start_drain(base);
 }
 
-void sc_worker_base_init(sc_worker_base_t *base, const sc_worker_ops_t *ops, size_t index, uint64_t drain_timeout_ms)
+void sc_worker_base_init(sc_worker_base_t *base, const sc_worker_setup_t *setup, size_t index,
+                         uint64_t drain_timeout_ms)
 {
-    base->ops = ops;
+    base->ops = setup->ops;
+    base->side = setup->side;
+    base->limit = setup->limit;
+    base->metrics = setup->metrics;
+    base->tls = setup->tls;
+    base->mail = setup->mail;
+    base->current = setup->current;
+    base->ref = setup->ref;
     base->index = index;
     base->drain_timeout_ms = drain_timeout_ms;
     uv_loop_init(&base->loop);
+    base->loop.data = setup->owner;
     pthread_mutex_init(&base->mailbox_lock, NULL);
     pthread_cond_init(&base->parked, NULL);
     uv_async_init(&base->loop, &base->wakeup, on_wakeup);

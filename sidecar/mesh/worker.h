@@ -62,12 +62,25 @@ struct st_sc_worker_base_t {
     void (*ref)(void *snapshot, int delta);
 };
 
+/* Who a worker is and what it holds, as its side tells the scaffolding (each pointer into the owner's record). */
+typedef struct st_sc_worker_setup_t {
+    const sc_worker_ops_t *ops; /* borrowed (static) */
+    const char *side;           /* "inbound" or "outbound" */
+    void *owner;                /* the owning worker: loop.data */
+    sc_connlimit_t *limit;
+    sc_metrics_t *metrics;
+    sc_tls_t **tls;
+    void **mail, **current;     /* the side's other snapshot (see sc_worker_base_t) */
+    void (*ref)(void *snapshot, int delta);
+} sc_worker_setup_t;
+
 /*
- * Sets up the loop, the mailbox lock and the wakeup and drain timer handles.
- * ops is borrowed (static). The owner initialises its h2o context on
- * base->loop after this call, and points base->front at its front end.
+ * Sets up the loop, the mailbox lock and the wakeup and drain timer handles
+ * of worker index. The owner initialises its h2o context on base->loop after
+ * this call, and points base->front at its front end.
  */
-void sc_worker_base_init(sc_worker_base_t *base, const sc_worker_ops_t *ops, size_t index, uint64_t drain_timeout_ms);
+void sc_worker_base_init(sc_worker_base_t *base, const sc_worker_setup_t *setup, size_t index,
+                         uint64_t drain_timeout_ms);
 
 /*
  * Opens the worker's SO_REUSEPORT listener on sa; on_connection gets the
