@@ -85,18 +85,20 @@ tunnel() {
     timeout 180 "$PY" "$TUNNEL" "$mode" 127.0.0.1 "$IN_PORT" "$WORK/$who.pem" "$WORK/$who.key" \
         "$WORK/ca/bundle.pem" "$authority" "$@" 2>>client.err
 }
-# access-log lines (the sidecar's stdout) so far; log_after N: the line after the first N, waiting at
-# most 5 s for it
+# access-log lines (the sidecar's stdout) so far; log_after N [NEEDLE]: the first line after the first
+# N (that holds NEEDLE), waiting at most 5 s for it. A request's line is written after its answer, so
+# one made just before N was counted may still come after it: a NEEDLE picks the line wanted.
 log_count() {
     wc -l <backend.log
 }
 log_after() {
-    local i
+    local i line
     for ((i = 0; i < 50; i++)); do
-        [ "$(log_count)" -gt "$1" ] && break
+        line=$(tail -n +"$(($1 + 1))" backend.log | grep -F -m1 -- "${2:-}")
+        [ -n "$line" ] && break
         sleep 0.1
     done
-    sed -n "$(($1 + 1))p" backend.log
+    echo "$line"
 }
 # fields LINE: "protocol status decision rule error" of an access-log line ("-" for an absent field)
 fields() {
@@ -246,7 +248,7 @@ refused() {
     if [ "$counter" = allow ]; then ALLOWED=$((ALLOWED + 1)); else DENIED=$((DENIED + 1)); fi
     check "$name: $status" "$status" "${line%% *}"
     check_contains "$name: the answer says why" "$body" "$line"
-    entry=$(log_after "$mark")
+    entry=$(log_after "$mark" "\"authority\":\"$authority\"")
     check "$name: access log protocol, status, decision, rule, error" "$want" "$(fields "$entry")"
     check_contains "$name: access log has the authority" "\"authority\":\"$authority\"" "$entry"
     counted "$name"
