@@ -567,12 +567,12 @@ int sc_inbound_init(sc_inbound_t *in, const char *listen_addr, const char *app_a
     uint16_t listen_port = ntohs(in->listen_addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&in->listen_addr)->sin6_port
                                                                         : ((struct sockaddr_in *)&in->listen_addr)->sin_port);
     sc_inbound_refuse_tunnel_port(in, listen_port);
-    if ((in->workers = calloc(num_workers, sizeof(*in->workers))) == NULL) {
+    if ((in->workers = sc_worker_group_alloc(&in->group, num_workers, sizeof(*in->workers), offsetof(sc_worker_t, base))) ==
+        NULL) {
         snprintf(err, err_cap, "out of memory");
         return SC_E_NOMEM;
     }
     in->num_workers = num_workers;
-    sc_worker_group_init(&in->group, in->workers, sizeof(*in->workers), offsetof(sc_worker_t, base), num_workers);
     for (size_t i = 0; i != num_workers; ++i) {
         sc_worker_t *w = &in->workers[i];
         w->inbound = in;

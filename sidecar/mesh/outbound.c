@@ -574,12 +574,12 @@ int sc_outbound_init(sc_outbound_t *out, const char *listen_addr, size_t num_wor
         snprintf(err, err_cap, "--outbound %s: not a numeric IPv4/IPv6 address and port", listen_addr);
         return SC_E_ADDRESS;
     }
-    if ((out->workers = calloc(num_workers, sizeof(*out->workers))) == NULL) {
+    out->workers = sc_worker_group_alloc(&out->group, num_workers, sizeof(*out->workers), offsetof(sc_oworker_t, base));
+    if (out->workers == NULL) {
         snprintf(err, err_cap, "out of memory");
         return SC_E_NOMEM;
     }
     out->num_workers = num_workers;
-    sc_worker_group_init(&out->group, out->workers, sizeof(*out->workers), offsetof(sc_oworker_t, base), num_workers);
     for (size_t i = 0; i != num_workers; ++i) {
         sc_oworker_t *w = &out->workers[i];
         w->outbound = out;

@@ -220,9 +220,11 @@ static sc_worker_base_t *group_at(sc_worker_group_t *g, size_t i)
     return (sc_worker_base_t *)(g->records + i * g->stride + g->base_offset);
 }
 
-void sc_worker_group_init(sc_worker_group_t *g, void *records, size_t stride, size_t base_offset, size_t num)
+void *sc_worker_group_alloc(sc_worker_group_t *g, size_t num, size_t stride, size_t base_offset)
 {
-    *g = (sc_worker_group_t){records, stride, base_offset, num, 0};
+    char *records = calloc(num, stride);
+    *g = (sc_worker_group_t){records, stride, base_offset, records != NULL ? num : 0, 0};
+    return records;
 }
 
 int sc_worker_group_start(sc_worker_group_t *g)

@@ -169,8 +169,8 @@ typedef struct st_sc_worker_group_t {
     size_t running; /* threads started */
 } sc_worker_group_t;
 
-/* Describes records (num of stride bytes, the base at base_offset). */
-void sc_worker_group_init(sc_worker_group_t *g, void *records, size_t stride, size_t base_offset, size_t num);
+/* Allocates num zeroed records of stride bytes, each with its base at base_offset; NULL when out of memory. */
+void *sc_worker_group_alloc(sc_worker_group_t *g, size_t num, size_t stride, size_t base_offset);
 
 /* Starts every worker's thread. Returns 0 or SC_E_THREAD (those started keep running). */
 int sc_worker_group_start(sc_worker_group_t *g) __attribute__((warn_unused_result));
