@@ -92,6 +92,7 @@ void sc_worker_base_init(sc_worker_base_t *base, const sc_worker_setup_t *setup,
     base->wakeup.data = base;
     uv_timer_init(&base->loop, &base->drain_timer);
     base->drain_timer.data = base;
+    sc_loopquiet_init(&base->quiet, &base->loop);
 }
 
 int sc_worker_base_listen(sc_worker_base_t *base, const struct sockaddr *sa, uv_connection_cb on_connection, char *err,

@@ -14,6 +14,7 @@
 #include "sidecar/policy/connlimit.h"
 #include "sidecar/policy/error.h"
 #include "sidecar/http/front.h"
+#include "sidecar/http/loopquiet.h"
 #include "sidecar/identity/tls.h"
 
 #define SC_LISTEN_BACKLOG 1024
@@ -39,6 +40,7 @@ struct st_sc_worker_base_t {
     int listener_open;
     uv_async_t wakeup;
     uv_timer_t drain_timer;
+    sc_loopquiet_t quiet; /* no epoll_ctl per completed write */
     const sc_worker_ops_t *ops;
     sc_front_t *front;  /* the owner's HTTP front end (borrowed): a drain asks its connections to finish */
     size_t index;
