@@ -245,12 +245,12 @@ void sc_accesslog_flush(sc_accesslog_t *log)
     if (log->len != 0)
         write_all(log->buf, log->len);
     log->len = 0;
-    uv_idle_stop(&log->flusher);
+    uv_prepare_stop(&log->flusher);
 }
 
-static void on_flush(uv_idle_t *idle)
+static void on_flush(uv_prepare_t *prepare)
 {
-    sc_accesslog_flush(idle->data);
+    sc_accesslog_flush(prepare->data);
 }
 
 void sc_accesslog_timestamp(sc_accesslog_t *log, sc_logline_t *line, const char *key, const struct timeval *tv)
@@ -278,7 +278,7 @@ void sc_accesslog_init(sc_accesslog_t *log, uv_loop_t *loop)
 {
     log->len = 0;
     log->ts_second = -1;
-    uv_idle_init(loop, &log->flusher);
+    uv_prepare_init(loop, &log->flusher);
     log->flusher.data = log;
     uv_unref((uv_handle_t *)&log->flusher); /* never what keeps a loop alive */
 }
@@ -298,7 +298,7 @@ void sc_accesslog_emit(sc_accesslog_t *log, sc_logline_t *line)
             sc_accesslog_flush(log);
         memcpy(log->buf + log->len, line->p, line->len);
         log->len += line->len;
-        uv_idle_start(&log->flusher, on_flush);
+        uv_prepare_start(&log->flusher, on_flush);
     }
     release(line);
 }

@@ -17,8 +17,8 @@
 
 /* A worker's log buffer; worker thread only. */
 typedef struct st_sc_accesslog_t {
-    uv_idle_t flusher; /* active while lines wait: the loop does not block in poll, and the next
-                          iteration writes them (one write for everything logged meanwhile) */
+    uv_prepare_t flusher; /* active while lines wait: right before the loop next polls, one write takes
+                             everything this turn of the loop logged */
     size_t len;
     char buf[SC_ACCESSLOG_BATCH];
     int64_t ts_second;   /* the second ts_text spells, -1 before the first line */
