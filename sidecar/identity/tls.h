@@ -10,7 +10,8 @@
 #include "certs/spiffe.h"
 #include "certs/verify.h"
 
-#define SC_TLS_SESSION_TIMEOUT_S 300 /* lifetime of inbound session tickets */
+#define SC_TLS_SESSION_TIMEOUT_S 300 /* lifetime of an inbound session (and its ticket) */
+#define SC_TLS_SERVER_SESSIONS 256 /* inbound sessions kept for resumption per snapshot (about 12 KB each) */
 #define SC_TLS_CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 #define SC_TLS_GROUPS "X25519:P-256"
 #define SC_TLS_CLIENT_SESSIONS 1024 /* upstream sessions kept per snapshot */

@@ -146,6 +146,19 @@ check_contains "access log: resumed keeps the peer" "\"peer_id\":\"spiffe://$TD/
     "$(grep '"path":"/api/resumed"' sc.log)"
 check_contains "access log: resumed flag" '"resumed":true' "$(grep '"path":"/api/resumed"' sc.log)"
 
+# --- a session ends with its peer's certificate: past notAfter, resuming falls back to a full handshake
+"$TESTCERT" --ca-dir ca --uri spiffe://$TD/ns/default/sa/frontend --not-after 3 --out shortlived
+(printf 'GET /api/short HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'; sleep 1) |
+    openssl s_client -connect 127.0.0.1:$IN_PORT -cert shortlived.pem -cert_chain shortlived.pem \
+        -key shortlived.key -sess_out short-session.pem -quiet >short.out 2>/dev/null
+check_contains "a short-lived certificate is served while valid" "HTTP/1.1 200" "$(cat short.out)"
+SENT_200=$((SENT_200 + 1))
+sleep 4
+(printf 'GET /api/short-resumed HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'; sleep 1) |
+    openssl s_client -connect 127.0.0.1:$IN_PORT -sess_in short-session.pem >short-resumed.out 2>/dev/null
+check_contains "the session of an expired certificate is not resumed" "New, TLSv1.3" "$(cat short-resumed.out)"
+check "nothing reached the app on it" 0 "$(grep -c '"path":"/api/short-resumed"' sc.log)"
+
 # --- app down: 503 naming the app
 stop_pid "$APP_PID"
 expect "app down gives 503" 503 frontend --http2 /api/items
