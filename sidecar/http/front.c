@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "sidecar/http/decimal.h"
 #include "sidecar/http/front_conn.h"
 #include "sidecar/http/h1parse.h"
 
@@ -451,8 +452,10 @@ static void h1_queue_head(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, siz
     r->no_body = is_no_body_status(ex->status) || h2o_memis(ex->method.base, ex->method.len, H2O_STRLIT("HEAD"));
     if (conn->front->shutting_down || conn->closing)
         r->keepalive = 0;
-    snprintf(line, sizeof(line), "HTTP/1.1 %03d ", ex->status);
-    queue_str(conn, line);
+    memcpy(line, "HTTP/1.1 ", 9);
+    sc_decimal_status(line + 9, ex->status);
+    line[12] = ' ';
+    sc_wqueue_append(&conn->out, line, 13);
     if (ex->reason.base != NULL)
         sc_wqueue_append(&conn->out, ex->reason.base, ex->reason.len); /* the app's, of any length */
     else
@@ -471,8 +474,11 @@ static void h1_queue_head(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, siz
     if (length == UINT64_MAX && state == SC_SEND_FINAL && !r->no_body && ex->res_trailers.size == 0)
         length = sc_exchange_bytes(bufs, bufcnt); /* the whole body is here: say how long it is */
     if (length != UINT64_MAX && ex->status != 204 && ex->status != 304) {
-        snprintf(line, sizeof(line), "content-length: %llu\r\n", (unsigned long long)length);
-        queue_str(conn, line);
+        size_t n = sizeof("content-length: ") - 1;
+        memcpy(line, "content-length: ", n);
+        n += sc_decimal(line + n, length);
+        memcpy(line + n, "\r\n", 2);
+        sc_wqueue_append(&conn->out, line, n + 2);
     } else if (!r->no_body) {
         if (ex->version >= 0x101)
             r->chunked = 1, queue_str(conn, "transfer-encoding: chunked\r\n");

@@ -6,6 +6,7 @@
 #include <sys/time.h>
 
 #include "common/log.h"
+#include "sidecar/http/decimal.h"
 #include "sidecar/http/front_conn.h"
 
 static sc_freq_t *stream_of(nghttp2_session *session, int32_t id)
@@ -169,7 +170,7 @@ static void submit_response(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, s
     int headers_only = r->no_body || (state == SC_SEND_FINAL && total == 0 && ex->res_trailers.size == 0);
     nghttp2_nv *nva = h2o_mem_alloc_pool(&ex->pool, sizeof(*nva) * (ex->res_headers.size + 4));
     char *status = h2o_mem_alloc_pool(&ex->pool, 8);
-    snprintf(status, 8, "%03d", ex->status);
+    sc_decimal_status(status, ex->status);
 #define NV(nm, nmlen, val, vallen)                                                                                    \
     nva[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), (nmlen), (vallen), NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE}
     NV(":status", 7, status, 3);
@@ -186,9 +187,8 @@ static void submit_response(sc_fconn_t *conn, sc_freq_t *r, h2o_iovec_t *bufs, s
     if (length == UINT64_MAX && state == SC_SEND_FINAL && !r->no_body && ex->res_trailers.size == 0)
         length = total;
     if (length != UINT64_MAX && ex->status != 204 && ex->status != 304 && !(headers_only && length == 0 && sc_exchange_is_grpc(ex))) {
-        char *clen = h2o_mem_alloc_pool(&ex->pool, 24);
-        int len = snprintf(clen, 24, "%llu", (unsigned long long)length);
-        NV("content-length", 14, clen, (size_t)len);
+        char *clen = h2o_mem_alloc_pool(&ex->pool, SC_DECIMAL_MAX);
+        NV("content-length", 14, clen, sc_decimal(clen, length));
     }
 #undef NV
     nghttp2_data_provider prd = {.source = {.ptr = r}, .read_callback = on_read_response};

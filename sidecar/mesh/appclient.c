@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "common/picohttpparser.h"
+#include "sidecar/http/decimal.h"
 #include "sidecar/http/forward.h"
 #include "sidecar/http/wqueue.h"
 #include "common/log.h"
@@ -548,9 +549,11 @@ static h2o_iovec_t request_head(sc_exchange_t *req)
         APPEND("\r\n", 2);
     }
     sc_http_body_t *body = &req->body;
-    if (body->expected && body->length != UINT64_MAX)
-        p += sprintf(p, "content-length: %llu\r\n", (unsigned long long)body->length);
-    else if (body->expected)
+    if (body->expected && body->length != UINT64_MAX) {
+        APPEND("content-length: ", 16);
+        p += sc_decimal(p, body->length);
+        APPEND("\r\n", 2);
+    } else if (body->expected)
         APPEND("transfer-encoding: chunked\r\n", 28);
     APPEND("\r\n", 2);
 #undef APPEND
