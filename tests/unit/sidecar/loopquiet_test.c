@@ -27,6 +27,28 @@ typedef struct {
     char rbuf[4096];
 } pair_t;
 
+/* The loop, its quiet handle, and two connected stream sockets on it (a and b), both with data set. */
+static void open_pair(uv_loop_t *loop, sc_loopquiet_t *quiet, uv_pipe_t *a, uv_pipe_t *b, void *data)
+{
+    int fds[2];
+    assert_int_equal(uv_loop_init(loop), 0);
+    sc_loopquiet_init(quiet, loop);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    uv_pipe_init(loop, a, 0);
+    uv_pipe_init(loop, b, 0);
+    assert_int_equal(uv_pipe_open(a, fds[0]), 0);
+    assert_int_equal(uv_pipe_open(b, fds[1]), 0);
+    a->data = b->data = data;
+}
+
+/* Closes the quiet handle and checks nothing else is left on the loop. */
+static void close_loop(uv_loop_t *loop, sc_loopquiet_t *quiet)
+{
+    sc_loopquiet_close(quiet);
+    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     pair_t *p = handle->data;
@@ -105,20 +127,12 @@ static void test_drops_noop_keeps_changes(void **state)
     uv_loop_t loop;
     sc_loopquiet_t quiet;
     pair_t p;
-    int fds[2];
 
     memset(&p, 0, sizeof(p));
     p.byte = 'x';
     p.writes_left = WRITES;
     p.b_stop_at = WRITES / 2;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    sc_loopquiet_init(&quiet, &loop);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-    uv_pipe_init(&loop, &p.a, 0);
-    uv_pipe_init(&loop, &p.b, 0);
-    assert_int_equal(uv_pipe_open(&p.a, fds[0]), 0);
-    assert_int_equal(uv_pipe_open(&p.b, fds[1]), 0);
-    p.a.data = p.b.data = &p;
+    open_pair(&loop, &quiet, &p.a, &p.b, &p);
     uv_timer_init(&loop, &p.restart);
     p.restart.data = &p;
     assert_int_equal(uv_read_start((uv_stream_t *)&p.a, on_alloc, on_read_a), 0);
@@ -131,9 +145,7 @@ static void test_drops_noop_keeps_changes(void **state)
     assert_int_equal(p.restarted, 1);
     assert_true(quiet.skipped >= WRITES - 2);
 
-    sc_loopquiet_close(&quiet);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    close_loop(&loop, &quiet);
 }
 
 #define BULK (4 * 1024 * 1024)
@@ -205,19 +217,11 @@ static void test_keeps_writable_interest(void **state)
     uv_loop_t loop;
     sc_loopquiet_t quiet;
     bulk_t t;
-    int fds[2];
 
     memset(&t, 0, sizeof(t));
     t.bulk = calloc(1, BULK);
     assert_non_null(t.bulk);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    sc_loopquiet_init(&quiet, &loop);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-    uv_pipe_init(&loop, &t.a, 0);
-    uv_pipe_init(&loop, &t.b, 0);
-    assert_int_equal(uv_pipe_open(&t.a, fds[0]), 0);
-    assert_int_equal(uv_pipe_open(&t.b, fds[1]), 0);
-    t.a.data = t.b.data = &t;
+    open_pair(&loop, &quiet, &t.a, &t.b, &t);
     uv_timer_init(&loop, &t.deadline);
     t.deadline.data = &t;
     uv_timer_start(&t.deadline, on_deadline, 10, 0);
@@ -229,9 +233,7 @@ static void test_keeps_writable_interest(void **state)
     assert_int_equal(t.written, 1);
     assert_int_equal(t.b_read, BULK);
 
-    sc_loopquiet_close(&quiet);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    close_loop(&loop, &quiet);
     free(t.bulk);
 }
 
@@ -246,9 +248,7 @@ static void test_keeps_no_loop_alive(void **state)
     sc_loopquiet_init(&quiet, &loop);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(quiet.skipped, 0);
-    sc_loopquiet_close(&quiet);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    close_loop(&loop, &quiet);
 }
 
 int main(void)
