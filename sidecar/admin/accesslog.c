@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sidecar/http/decimal.h"
+
 /* ---- one line ---- */
 
 static int reserve(sc_logline_t *line, size_t more)
@@ -53,16 +55,6 @@ static void put_key(sc_logline_t *line, const char *key)
     *o++ = '"';
     *o++ = ':';
     line->len = (size_t)(o - line->p);
-}
-
-/* The decimal digits of v into end's left, backwards; returns where they begin. */
-static char *digits(char *end, uint64_t v)
-{
-    do {
-        *--end = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    return end;
 }
 
 void sc_logline_begin(sc_logline_t *line)
@@ -156,26 +148,26 @@ void sc_logline_cstr(sc_logline_t *line, const char *key, const char *s)
 
 void sc_logline_int(sc_logline_t *line, const char *key, int64_t value)
 {
-    char num[24], *end = num + sizeof(num);
-    char *p = digits(end, value < 0 ? 0 - (uint64_t)value : (uint64_t)value);
+    char num[1 + SC_DECIMAL_MAX];
+    size_t n = 0;
     if (value < 0)
-        *--p = '-';
+        num[n++] = '-';
+    n += sc_decimal(num + n, value < 0 ? 0 - (uint64_t)value : (uint64_t)value);
     put_key(line, key);
-    put(line, p, (size_t)(end - p));
+    put(line, num, n);
 }
 
 void sc_logline_millis(sc_logline_t *line, const char *key, int64_t micros)
 {
-    char num[32], *end = num + sizeof(num);
+    char num[SC_DECIMAL_MAX + 4];
     uint64_t us = micros < 0 ? 0 : (uint64_t)micros;
-    char *p = end - 4;
-    p[0] = '.';
-    p[1] = (char)('0' + us / 100 % 10);
-    p[2] = (char)('0' + us / 10 % 10);
-    p[3] = (char)('0' + us % 10);
-    p = digits(p, us / 1000);
+    size_t n = sc_decimal(num, us / 1000);
+    num[n++] = '.';
+    num[n++] = (char)('0' + us / 100 % 10);
+    num[n++] = (char)('0' + us / 10 % 10);
+    num[n++] = (char)('0' + us % 10);
     put_key(line, key);
-    put(line, p, (size_t)(end - p));
+    put(line, num, n);
 }
 
 void sc_logline_real(sc_logline_t *line, const char *key, double value)

@@ -1,4 +1,4 @@
-/* Decimal text of status codes and lengths for the heads Seam writes on every response (cheaper than snprintf). */
+/* Decimal text of integers for what Seam writes per request: response heads and access-log lines (cheaper than snprintf). */
 #ifndef SEAM_SIDECAR_DECIMAL_H
 #define SEAM_SIDECAR_DECIMAL_H
 
