@@ -317,12 +317,20 @@ def show(b):
     return b.decode(errors="replace").replace("\n", "\\n")
 
 
+def open_tunnel(t, authority, ack=True):
+    """Opens a tunnel: (sid, stream, None) once answered 200, else (sid, stream, its line: status, body, end)."""
+    sid = t.open(authority, ack=ack)
+    s = t.streams[sid]
+    if t.answered(sid) and s["status"] == "200":
+        return sid, s, None
+    return sid, s, "%s %s end=%s" % (s["status"] or "none", show(s["body"]), t.finish(sid, 1))
+
+
 def echo_once(t, authority, text):
     """One echo tunnel; returns its line."""
-    sid = t.open(authority)
-    s = t.streams[sid]
-    if not t.answered(sid) or s["status"] != "200":
-        return "%s %s end=%s" % (s["status"] or "none", show(s["body"]), t.finish(sid, 1))
+    sid, s, refused = open_tunnel(t, authority)
+    if refused is not None:
+        return refused
     want = text.encode() + b"\n"
     t.send(sid, b"ECHO\n" + want, seconds=WAIT)
     t.wait(lambda: len(s["body"]) >= len(want) or s["end"] is not None)
@@ -339,10 +347,9 @@ def mode_echo(t, authority, text):
 def mode_upload(t, authority, n):
     n = int(n)
     data = pattern(n)
-    sid = t.open(authority)
-    s = t.streams[sid]
-    if not t.answered(sid) or s["status"] != "200":
-        print("%s %s end=%s" % (s["status"] or "none", show(s["body"]), t.finish(sid, 1)))
+    sid, s, refused = open_tunnel(t, authority)
+    if refused is not None:
+        print(refused)
         return
     t.send(sid, b"SINK\n", seconds=WAIT)
     sent = t.send(sid, data, end=True)
@@ -353,10 +360,9 @@ def mode_upload(t, authority, n):
 
 def mode_download(t, authority, n):
     n = int(n)
-    sid = t.open(authority)
-    s = t.streams[sid]
-    if not t.answered(sid) or s["status"] != "200":
-        print("%s %s end=%s" % (s["status"] or "none", show(s["body"]), t.finish(sid, 1)))
+    sid, s, refused = open_tunnel(t, authority)
+    if refused is not None:
+        print(refused)
         return
     t.send(sid, b"SOURCE %d\n" % n, seconds=WAIT)
     end = t.finish(sid, TRANSFER_WAIT)  # the app's END_STREAM first; ours only after it
@@ -367,10 +373,9 @@ def mode_download(t, authority, n):
 
 
 def mode_reset(t, authority, text):
-    sid = t.open(authority)
-    s = t.streams[sid]
-    if not t.answered(sid) or s["status"] != "200":
-        print("%s %s end=%s" % (s["status"] or "none", show(s["body"]), t.finish(sid, 1)))
+    sid, s, refused = open_tunnel(t, authority)
+    if refused is not None:
+        print(refused)
         return
     want = text.encode() + b"\n"
     t.send(sid, b"ECHO\n" + want, seconds=WAIT)
@@ -382,10 +387,9 @@ def mode_reset(t, authority, text):
 
 
 def mode_reset_busy(t, authority, n):
-    sid = t.open(authority, ack=False)
-    s = t.streams[sid]
-    if not t.answered(sid) or s["status"] != "200":
-        print("%s %s end=%s" % (s["status"] or "none", show(s["body"]), t.finish(sid, 1)))
+    sid, s, refused = open_tunnel(t, authority, ack=False)
+    if refused is not None:
+        print(refused)
         return
     t.send(sid, b"ECHO\n", seconds=WAIT)
     sent = t.send(sid, pattern(int(n)), seconds=TRANSFER_WAIT, stall=1.0)
@@ -400,10 +404,9 @@ def mode_reset_busy(t, authority, n):
 
 
 def mode_appreset(t, authority):
-    sid = t.open(authority)
-    s = t.streams[sid]
-    if not t.answered(sid) or s["status"] != "200":
-        print("%s %s end=%s" % (s["status"] or "none", show(s["body"]), t.finish(sid, 1)))
+    sid, s, refused = open_tunnel(t, authority)
+    if refused is not None:
+        print(refused)
         return
     t.send(sid, b"RESET\n", seconds=WAIT)
     end = t.finish(sid)

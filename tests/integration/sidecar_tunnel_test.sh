@@ -24,6 +24,14 @@ RSS_LIMIT_KB=$((10 * 1024)) # a BIG transfer may grow the sidecar's peak RSS by 
 if ldd "$SIDECAR" 2>/dev/null | grep -q libasan; then # holds some windows' worth, not the transfer) ...
     RSS_LIMIT_KB=$((RSS_LIMIT_KB + (QUARANTINE_MB + 2) * 1024)) # ... plus ASan's quarantine and shadow
 fi
+# check_growth NAME KB: a BIG transfer's peak-RSS growth of the sidecar is under RSS_LIMIT_KB
+check_growth() {
+    if [ "$2" -lt "$RSS_LIMIT_KB" ]; then
+        pass "$1: the sidecar's peak RSS grew less than $((RSS_LIMIT_KB / 1024)) MB (+$2 kB)"
+    else
+        fail "$1: the sidecar's peak RSS grew less than $((RSS_LIMIT_KB / 1024)) MB" "+$2 kB"
+    fi
+}
 REPORTER_ID=spiffe://$TD/ns/default/sa/reporter
 AUDITOR_ID=spiffe://$TD/ns/default/sa/auditor
 
@@ -161,11 +169,7 @@ check "$BIG_MB MB up: the app got every byte intact (length and SHA-256 as sent)
 entry=$(log_after "$mark")
 check "$BIG_MB MB up: access log" "tcp 200 allow frontend-tcp -" "$(fields "$entry")"
 check "$BIG_MB MB up: access log bytes" "$((${#BIG} + 11)) $((BIG + 5))" "$(bytes "$entry")"
-if [ "$growth" -lt "$RSS_LIMIT_KB" ]; then
-    pass "$BIG_MB MB up: the sidecar's peak RSS grew less than $((RSS_LIMIT_KB / 1024)) MB (+$growth kB)"
-else
-    fail "$BIG_MB MB up: the sidecar's peak RSS grew less than $((RSS_LIMIT_KB / 1024)) MB" "+$growth kB"
-fi
+check_growth "$BIG_MB MB up" "$growth"
 
 base=$(vmhwm "$BACKEND_PID")
 mark=$(log_count)
@@ -181,11 +185,7 @@ check "$BIG_MB MB down: the app sent it all and half-closed, then got the client
 entry=$(log_after "$mark")
 check "$BIG_MB MB down: access log" "tcp 200 allow frontend-tcp -" "$(fields "$entry")"
 check "$BIG_MB MB down: access log bytes" "$BIG $((${#BIG} + 8 + 4))" "$(bytes "$entry")"
-if [ "$growth" -lt "$RSS_LIMIT_KB" ]; then
-    pass "$BIG_MB MB down: the sidecar's peak RSS grew less than $((RSS_LIMIT_KB / 1024)) MB (+$growth kB)"
-else
-    fail "$BIG_MB MB down: the sidecar's peak RSS grew less than $((RSS_LIMIT_KB / 1024)) MB" "+$growth kB"
-fi
+check_growth "$BIG_MB MB down" "$growth"
 counted "$BIG_MB MB each way"
 
 # --- 3. the client's RST_STREAM CANCEL mid-tunnel: the app's connection is reset; the mesh
