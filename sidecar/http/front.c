@@ -126,6 +126,18 @@ void sc_fconn_flush_socket(sc_fconn_t *conn)
     sc_wqueue_flush(&conn->out, conn->sock, on_written);
 }
 
+static void on_flush_due(sc_flushq_entry_t *entry)
+{
+    sc_fconn_flush_socket(H2O_STRUCT_FROM_MEMBER(sc_fconn_t, flush_entry, entry));
+}
+
+/* Hands the queued bytes to the socket right before the loop polls, with whatever else this turn queues. */
+void sc_fconn_flush_later(sc_fconn_t *conn)
+{
+    if (!conn->dead && sc_wqueue_size(&conn->out) != 0)
+        sc_flushq_add(&conn->front->flushq, &conn->flush_entry);
+}
+
 void sc_fconn_enter(sc_fconn_t *conn)
 {
     ++conn->busy;
@@ -133,6 +145,7 @@ void sc_fconn_enter(sc_fconn_t *conn)
 
 static void conn_free(sc_fconn_t *conn)
 {
+    sc_flushq_remove(&conn->flush_entry);
     sc_wqueue_dispose(&conn->out);
     free(conn);
 }
@@ -170,6 +183,7 @@ void sc_fconn_close(sc_fconn_t *conn)
         h2o_timeout_unlink(&conn->block_entry);
     if (h2o_timeout_is_linked(&conn->release_entry))
         h2o_timeout_unlink(&conn->release_entry);
+    sc_flushq_remove(&conn->flush_entry);
     h2o_linklist_unlink(&conn->link);
     --front->num_conns;
     if (conn->protocol == SC_FRONT_HTTP2) {
@@ -306,6 +320,7 @@ void sc_front_init(sc_front_t *front, h2o_loop_t *loop, const sc_front_handler_t
     h2o_timeout_init(loop, &front->linger, SC_FRONT_LINGER_MS);
     h2o_timeout_init(loop, &front->body_idle, SC_FRONT_BODY_IDLE_MS);
     h2o_timeout_init(loop, &front->release, SC_FRONT_RELEASE_MS);
+    sc_flushq_init(&front->flushq, loop);
     h2o_linklist_init_anchor(&front->conns);
 }
 
@@ -333,6 +348,7 @@ void sc_front_dispose(sc_front_t *front)
     h2o_timeout_dispose(front->loop, &front->linger);
     h2o_timeout_dispose(front->loop, &front->body_idle);
     h2o_timeout_dispose(front->loop, &front->release);
+    sc_flushq_close(&front->flushq);
 }
 
 void sc_front_serve(sc_front_t *front, h2o_socket_t *sock, sc_front_protocol_t protocol)
@@ -349,6 +365,7 @@ void sc_front_serve(sc_front_t *front, h2o_socket_t *sock, sc_front_protocol_t p
     h2o_linklist_init_anchor(&conn->proceed);
     h2o_linklist_init_anchor(&conn->streams);
     sc_wqueue_init(&conn->out);
+    sc_flushq_entry_init(&conn->flush_entry, on_flush_due);
     h2o_linklist_insert(&front->conns, &conn->link);
     ++front->num_conns;
     sock->data = conn;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "sidecar/http/exchange.h"
+#include "sidecar/http/flushq.h"
 
 /*
  * h2o 2.2.5's servers read a whole request body before any handler runs and
@@ -84,6 +85,7 @@ struct st_sc_front_t {
     h2o_timeout_t linger;       /* SC_FRONT_LINGER_MS */
     h2o_timeout_t body_idle;    /* SC_FRONT_BODY_IDLE_MS */
     h2o_timeout_t release;      /* SC_FRONT_RELEASE_MS */
+    sc_flushq_t flushq;         /* HTTP/2 connections' socket writes, one per connection and loop turn */
     h2o_linklist_t conns;       /* open connections */
     size_t num_conns;
     int shutting_down;

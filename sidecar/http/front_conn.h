@@ -63,6 +63,7 @@ struct st_sc_fconn_t {
     sc_front_protocol_t protocol;
     h2o_timeout_entry_t timeout;
     sc_wqueue_t out; /* bytes for the socket */
+    sc_flushq_entry_t flush_entry; /* HTTP/2: on front->flushq while out holds bytes for this turn's write */
     int reading;     /* HTTP/1.1: the socket is being read */
     int closing;     /* close once the writes are out */
     int lingering;   /* HTTP/1.1: done, reading (and dropping) what the client still sends before the close */
@@ -103,6 +104,7 @@ void sc_freq_body_changed(sc_freq_t *r);
 void sc_freq_body_fail(sc_freq_t *r);
 void sc_freq_dispatch(sc_freq_t *r);
 void sc_fconn_flush_socket(sc_fconn_t *conn);
+void sc_fconn_flush_later(sc_fconn_t *conn);
 void sc_fconn_resume_soon(sc_fconn_t *conn);
 void sc_fconn_close(sc_fconn_t *conn);
 void sc_fconn_enter(sc_fconn_t *conn);

@@ -68,7 +68,8 @@ static ssize_t on_read_response(nghttp2_session *session, int32_t stream_id, uin
 static void run_proceeds(sc_fconn_t *conn);
 
 /*
- * Pulls frames from nghttp2 and writes them. Never inside nghttp2's own
+ * Pulls frames from nghttp2 for the write made before the loop polls (one
+ * per turn, with every stream's frames of the turn). Never inside nghttp2's own
  * callbacks (then the caller flushes when they return). Closes the connection
  * when nghttp2 is done with it.
  */
@@ -86,7 +87,7 @@ void sc_front_h2_flush(sc_fconn_t *conn)
             sc_fconn_close(conn);
             return;
         }
-        sc_fconn_flush_socket(conn);
+        sc_fconn_flush_later(conn); /* the frames other streams add in this turn go in the same write */
     }
     if (conn->num_streams == 0) {
         if (!h2o_timeout_is_linked(&conn->timeout))
@@ -250,8 +251,8 @@ void sc_front_h2_send(sc_freq_t *r, h2o_iovec_t *bufs, size_t bufcnt, sc_send_st
     }
     int waits = r->want_proceed;
     sc_front_h2_flush(conn); /* may close the stream, and free r with it */
-    if (!conn->dead && waits && !conn->out.writing)
-        sc_fconn_resume_soon(conn); /* nothing went to the socket: the proceed comes on the next turn */
+    if (!conn->dead && waits && sc_wqueue_empty(&conn->out))
+        sc_fconn_resume_soon(conn); /* no write is coming to bring the proceed: it comes on the next turn */
 }
 
 /* ---- input ---- */

@@ -74,6 +74,7 @@ struct st_sc_h2conn_t {
     size_t num_streams;     /* attached streams (waiting or open) */
     h2o_linklist_t streams; /* sc_ostream_t */
     sc_wqueue_t out;        /* frames for the socket */
+    sc_flushq_entry_t flush_entry; /* on env->flushq while out holds frames for this turn's write */
     h2o_timeout_entry_t idle_entry;
 };
 
@@ -193,6 +194,7 @@ void sc_upstream_env_init(sc_upstream_env_t *env, h2o_loop_t *loop, sc_metrics_t
     h2o_timeout_init(loop, &env->idle_timeout, idle_timeout_ms);
     h2o_timeout_init(loop, &env->stream_idle, stream_idle_ms);
     h2o_linklist_init_anchor(&env->upstreams);
+    sc_flushq_init(&env->flushq, loop);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -315,7 +317,16 @@ static void on_conn_write(h2o_socket_t *sock, const char *err)
     conn_flush(conn);
 }
 
-/* Moves frames from nghttp2 to the socket; one write in flight at a time, which paces DATA to the network. */
+static void on_flush_due(sc_flushq_entry_t *entry)
+{
+    sc_h2conn_t *conn = H2O_STRUCT_FROM_MEMBER(sc_h2conn_t, flush_entry, entry);
+    sc_wqueue_flush(&conn->out, conn->sock, on_conn_write);
+}
+
+/*
+ * Moves frames from nghttp2 to the socket; one write in flight at a time, which paces DATA to the network. The write
+ * is made right before the loop polls, with every stream's frames of this turn.
+ */
 static void conn_flush(sc_h2conn_t *conn)
 {
     if (conn->out.writing || conn->in_callback || conn->sock == NULL || conn->state < CONN_PREFACE)
@@ -330,7 +341,7 @@ static void conn_flush(sc_h2conn_t *conn)
             conn_close(conn, 502, "upstream-closed", "the upstream closed the mesh connection");
         return;
     }
-    sc_wqueue_flush(&conn->out, conn->sock, on_conn_write);
+    sc_flushq_add(&conn->up->env->flushq, &conn->flush_entry);
 }
 
 static size_t max_streams(sc_h2conn_t *conn)
@@ -1001,6 +1012,7 @@ static void conn_close(sc_h2conn_t *conn, int status, const char *category, cons
         sc_sockio_close(conn->sock);
     }
     sc_metrics_upstream_connection_delta(conn->up->env->metrics, -1);
+    sc_flushq_remove(&conn->flush_entry);
     sc_wqueue_dispose(&conn->out);
     if (conn->tls != NULL)
         sc_tls_release(conn->tls);
@@ -1035,6 +1047,7 @@ static sc_h2conn_t *conn_open(sc_upstream_t *up)
         sc_tls_addref(conn->tls);
     h2o_linklist_init_anchor(&conn->streams);
     sc_wqueue_init(&conn->out);
+    sc_flushq_entry_init(&conn->flush_entry, on_flush_due);
     conn->idle_entry.cb = on_idle_timeout;
     h2o_linklist_insert(&up->conns, &conn->link);
     sc_metrics_upstream_connection_delta(env->metrics, 1);

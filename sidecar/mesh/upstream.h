@@ -10,6 +10,7 @@
 
 #include "certs/verify.h"
 #include "sidecar/http/exchange.h"
+#include "sidecar/http/flushq.h"
 #include "sidecar/admin/metrics.h"
 #include "sidecar/policy/routes.h"
 #include "sidecar/identity/tls.h"
@@ -41,6 +42,7 @@ struct st_sc_upstream_env_t {
     h2o_timeout_t idle_timeout;    /* a connection without streams closes after this */
     h2o_timeout_t stream_idle;     /* after the response head: no byte either way for this long ends the stream */
     h2o_linklist_t upstreams;
+    sc_flushq_t flushq;            /* the connections' socket writes, one per connection and loop turn */
     /*
      * h2c only: the app answered the connection preface with something that
      * is not HTTP/2 before any stream was sent; the exchange is untouched and
