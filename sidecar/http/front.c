@@ -145,7 +145,6 @@ void sc_fconn_enter(sc_fconn_t *conn)
 
 static void conn_free(sc_fconn_t *conn)
 {
-    sc_flushq_remove(&conn->flush_entry);
     sc_wqueue_dispose(&conn->out);
     free(conn);
 }

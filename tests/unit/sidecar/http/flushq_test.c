@@ -14,9 +14,11 @@
 
 #define BLOCKING_TIMER_MS 5000 /* a handle that keeps the loop polling; the tests must never wait for it */
 
+typedef struct st_fixture_t fixture_t;
+
 typedef struct st_conn_t {
     sc_flushq_entry_t entry;
-    sc_flushq_t *q;
+    fixture_t *f;
     int runs;
     int checks_at_run;      /* the turn's check phase had not run yet when this was 0 */
     struct st_conn_t *adds; /* queued by this entry's callback, or NULL */
@@ -24,18 +26,26 @@ typedef struct st_conn_t {
     uint64_t ran_at;        /* uv_hrtime() of the last run */
 } conn_t;
 
-typedef struct {
+/* A loop with the queue under test, a check handle counting the turns that polled, and two connections' entries. */
+struct st_fixture_t {
     uv_loop_t loop;
     sc_flushq_t q;
     uv_check_t check;
     int checks;
-} fixture_t;
-
-static fixture_t *current;
+    conn_t a, b;
+};
 
 static void on_check(uv_check_t *check)
 {
     ++((fixture_t *)check->data)->checks;
+}
+
+static void on_flush_due(sc_flushq_entry_t *entry);
+
+static void conn_init(conn_t *c, fixture_t *f)
+{
+    *c = (conn_t){.f = f};
+    sc_flushq_entry_init(&c->entry, on_flush_due);
 }
 
 static void open_fixture(fixture_t *f)
@@ -47,7 +57,8 @@ static void open_fixture(fixture_t *f)
     uv_check_start(&f->check, on_check);
     uv_unref((uv_handle_t *)&f->check);
     f->checks = 0;
-    current = f;
+    conn_init(&f->a, f);
+    conn_init(&f->b, f);
 }
 
 /* Closes every handle and checks nothing else is left on the loop. */
@@ -63,18 +74,12 @@ static void on_flush_due(sc_flushq_entry_t *entry)
 {
     conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, entry, entry);
     ++c->runs;
-    c->checks_at_run = current->checks;
+    c->checks_at_run = c->f->checks;
     c->ran_at = uv_hrtime();
     if (c->adds != NULL)
-        sc_flushq_add(c->q, &c->adds->entry);
+        sc_flushq_add(&c->f->q, &c->adds->entry);
     if (c->stop_loop)
-        uv_stop(c->q->prepare.loop);
-}
-
-static void conn_init(conn_t *c, sc_flushq_t *q)
-{
-    *c = (conn_t){.q = q};
-    sc_flushq_entry_init(&c->entry, on_flush_due);
+        uv_stop(&c->f->loop);
 }
 
 /* Entries queued in one turn run once each in its prepare phase, however often they were queued; then the handle
@@ -82,25 +87,22 @@ static void conn_init(conn_t *c, sc_flushq_t *q)
 static void test_once_per_turn_before_poll(void **state)
 {
     fixture_t f;
-    conn_t a, b;
     (void)state;
     open_fixture(&f);
-    conn_init(&a, &f.q);
-    conn_init(&b, &f.q);
-    sc_flushq_add(&f.q, &a.entry);
-    sc_flushq_add(&f.q, &b.entry);
-    sc_flushq_add(&f.q, &a.entry);
+    sc_flushq_add(&f.q, &f.a.entry);
+    sc_flushq_add(&f.q, &f.b.entry);
+    sc_flushq_add(&f.q, &f.a.entry);
 
     assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0); /* returns: nothing else keeps the loop */
-    assert_int_equal(a.runs, 1);
-    assert_int_equal(b.runs, 1);
-    assert_int_equal(a.checks_at_run, 0); /* before the poll of the first turn, not after it */
+    assert_int_equal(f.a.runs, 1);
+    assert_int_equal(f.b.runs, 1);
+    assert_int_equal(f.a.checks_at_run, 0); /* before the poll of the first turn, not after it */
     assert_int_equal(f.q.flushes, 2);
 
-    sc_flushq_add(&f.q, &a.entry); /* the next turn's */
+    sc_flushq_add(&f.q, &f.a.entry); /* the next turn's */
     assert_int_equal(uv_run(&f.loop, UV_RUN_NOWAIT), 0);
-    assert_int_equal(a.runs, 2);
-    assert_int_equal(b.runs, 1);
+    assert_int_equal(f.a.runs, 2);
+    assert_int_equal(f.b.runs, 1);
     close_fixture(&f);
 }
 
@@ -108,19 +110,16 @@ static void test_once_per_turn_before_poll(void **state)
 static void test_removed_entry_does_not_run(void **state)
 {
     fixture_t f;
-    conn_t a, b;
     (void)state;
     open_fixture(&f);
-    conn_init(&a, &f.q);
-    conn_init(&b, &f.q);
-    sc_flushq_add(&f.q, &a.entry);
-    sc_flushq_add(&f.q, &b.entry);
-    sc_flushq_remove(&a.entry);
-    sc_flushq_remove(&a.entry); /* twice is harmless */
+    sc_flushq_add(&f.q, &f.a.entry);
+    sc_flushq_add(&f.q, &f.b.entry);
+    sc_flushq_remove(&f.a.entry);
+    sc_flushq_remove(&f.a.entry); /* twice is harmless */
 
     assert_int_equal(uv_run(&f.loop, UV_RUN_NOWAIT), 0);
-    assert_int_equal(a.runs, 0);
-    assert_int_equal(b.runs, 1);
+    assert_int_equal(f.a.runs, 0);
+    assert_int_equal(f.b.runs, 1);
     close_fixture(&f);
 }
 
@@ -128,24 +127,21 @@ static void test_removed_entry_does_not_run(void **state)
 static void test_callback_queues_another(void **state)
 {
     fixture_t f;
-    conn_t a, b;
     (void)state;
     open_fixture(&f);
-    conn_init(&a, &f.q);
-    conn_init(&b, &f.q);
-    a.adds = &b;
-    sc_flushq_add(&f.q, &a.entry);
+    f.a.adds = &f.b;
+    sc_flushq_add(&f.q, &f.a.entry);
 
     assert_int_equal(uv_run(&f.loop, UV_RUN_NOWAIT), 0);
-    assert_int_equal(a.runs, 1);
-    assert_int_equal(b.runs, 1);
-    assert_int_equal(b.checks_at_run, 0);
+    assert_int_equal(f.a.runs, 1);
+    assert_int_equal(f.b.runs, 1);
+    assert_int_equal(f.b.checks_at_run, 0);
     close_fixture(&f);
 }
 
 typedef struct {
     uv_pipe_t reader;
-    conn_t conn;
+    conn_t *conn;
     char rbuf[64];
     uint64_t read_at;
 } socket_case_t;
@@ -164,7 +160,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread <= 0)
         return;
     s->read_at = uv_hrtime();
-    sc_flushq_add(s->conn.q, &s->conn.entry); /* in the poll phase: an answer to send */
+    sc_flushq_add(&s->conn->f->q, &s->conn->entry); /* in the poll phase: an answer to send */
     uv_read_stop(stream);
 }
 
@@ -187,7 +183,7 @@ static void test_poll_phase_entry_runs_before_blocking(void **state)
     int fds[2];
     (void)state;
     open_fixture(&f);
-    conn_init(&s.conn, &f.q);
+    s.conn = &f.a;
     s.read_at = 0;
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     uv_pipe_init(&f.loop, &s.reader, 0);
@@ -198,12 +194,12 @@ static void test_poll_phase_entry_runs_before_blocking(void **state)
     uv_timer_start(&blocker, on_blocking_timer, BLOCKING_TIMER_MS, 0);
     assert_int_equal(write(fds[1], "x", 1), 1);
 
-    s.conn.stop_loop = 1;
+    s.conn->stop_loop = 1;
 
     uv_run(&f.loop, UV_RUN_DEFAULT); /* the read's turn, then the next one's prepare phase */
-    assert_int_equal(s.conn.runs, 1);
-    assert_true(s.read_at != 0 && s.conn.ran_at >= s.read_at);
-    assert_true(s.conn.ran_at - s.read_at < 1000000000ull); /* well under the timer's 5 s */
+    assert_int_equal(s.conn->runs, 1);
+    assert_true(s.read_at != 0 && s.conn->ran_at >= s.read_at);
+    assert_true(s.conn->ran_at - s.read_at < 1000000000ull); /* well under the timer's 5 s */
 
     uv_close((uv_handle_t *)&blocker, NULL);
     uv_close((uv_handle_t *)&s.reader, NULL);
